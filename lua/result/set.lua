@@ -1,0 +1,25 @@
+#!lua
+--[[ set: store a task's result with its time to live and clear its progress.
+  KEYS[1] result    STRING  serialized TaskiqResult
+  KEYS[2] progress  STRING  serialized TaskProgress; deleted
+  ARGV[1] serialized result
+  ARGV[2] time to live in milliseconds; "0" keeps the result until it is read or deleted
+  Returns: 1
+  Errors: TRL_BADARG when ARGV[2] is not a whole number of milliseconds
+  Work: O(1)
+]]
+local rcall = redis.call
+
+local ttl = ARGV[2]
+if ttl == nil or not string.match(ttl, "^%d+$") then
+  return redis.error_reply("TRL_BADARG time to live must be a whole number of ms, got "
+    .. tostring(ttl))
+end
+
+if tonumber(ttl) == 0 then
+  rcall("SET", KEYS[1], ARGV[1])
+else
+  rcall("SET", KEYS[1], ARGV[1], "PX", ttl)
+end
+rcall("DEL", KEYS[2])
+return 1

@@ -1,0 +1,322 @@
+"""Throwaway Redis processes on free loopback ports, for tests, demos and benchmarks.
+
+Starts ``redis-server`` as a single node, a Redis Cluster or a primary with replicas
+watched by sentinels, waits until it is ready, and stops exactly the processes it
+started. Nothing is written outside the working directory it is given.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Literal
+
+import redis
+
+Kind = Literal["single", "cluster", "sentinel"]
+LOOPBACK = "127.0.0.1"
+MASTER_NAME = "mymaster"
+_READY_SECONDS = 20.0
+
+
+def redis_server_binary() -> str:
+    """Return the path of ``redis-server``; raise FileNotFoundError if missing."""
+    path = shutil.which("redis-server")
+    if path is None:
+        raise FileNotFoundError(
+            "redis-server is not installed (Debian: apt-get install redis-server)",
+        )
+    return path
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(*, with_cluster_bus: bool = False) -> int:
+    """Return a loopback port nobody listens on (and port + 10000, for a cluster)."""
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind((LOOPBACK, 0))
+            port = int(probe.getsockname()[1])
+        if not with_cluster_bus:
+            return port
+        if port + 10000 < 65536 and _port_is_free(port + 10000):
+            return port
+    raise RuntimeError("no free loopback port found")
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Ask Linux to stop the child when the process that started it dies."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+@dataclass
+class RedisProcess:
+    """One ``redis-server`` (or sentinel) process that we started."""
+
+    port: int
+    directory: Path
+    popen: subprocess.Popen[bytes]
+    log: IO[bytes]
+
+    @property
+    def pid(self) -> int:
+        """Return the process id."""
+        return self.popen.pid
+
+    def client(self) -> redis.Redis:
+        """Return a synchronous client of this process."""
+        return redis.Redis(host=LOOPBACK, port=self.port, socket_timeout=5)
+
+    def kill(self) -> None:
+        """Kill the process with SIGKILL (a crash) and reap it."""
+        if self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait(timeout=10)
+
+    def stop(self) -> None:
+        """Stop the process with SIGTERM (SIGKILL after 10 s) and reap it."""
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.log.close()
+
+    def wait_ready(self) -> None:
+        """Wait until the process answers PING; raise if it exited or hangs."""
+        deadline = time.monotonic() + _READY_SECONDS
+        with self.client() as connection:
+            while True:
+                if self.popen.poll() is not None:
+                    log = self.directory / "redis.log"
+                    raise RuntimeError(f"redis on port {self.port} exited; see {log}")
+                try:
+                    if connection.ping():
+                        return
+                except redis.ConnectionError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"redis on port {self.port} did not start")
+                time.sleep(0.05)
+
+
+def start_process(directory: Path, args: list[str], port: int) -> RedisProcess:
+    """Start ``redis-server`` with ``args`` in ``directory`` and wait for PING."""
+    directory.mkdir(parents=True, exist_ok=True)
+    log = (directory / "redis.log").open("ab")
+    popen = subprocess.Popen(
+        [redis_server_binary(), *args],
+        cwd=directory,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads fork here
+    )
+    process = RedisProcess(port=port, directory=directory, popen=popen, log=log)
+    _started.append(process)
+    try:
+        process.wait_ready()
+    except BaseException:
+        process.stop()
+        raise
+    return process
+
+
+def start_server(directory: Path, *extra: str, port: int | None = None) -> RedisProcess:
+    """Start one Redis server on a free loopback port, without persistence."""
+    port = port or free_port()
+    args = [
+        "--port", str(port),
+        "--bind", LOOPBACK,
+        "--save", "",
+        "--appendonly", "no",
+        "--dir", str(directory),
+        "--daemonize", "no",
+        "--protected-mode", "no",
+        *extra,
+    ]  # fmt: skip
+    return start_process(directory, args, port)
+
+
+@dataclass
+class LocalTopology:
+    """Redis processes forming one topology, and how to reach them."""
+
+    kind: Kind
+    processes: list[RedisProcess] = field(default_factory=list)
+    url: str = ""
+    sentinels: list[tuple[str, int]] = field(default_factory=list)
+    master_name: str = MASTER_NAME
+
+    def stop(self) -> None:
+        """Stop every process of the topology."""
+        for process in reversed(self.processes):
+            process.stop()
+
+    def __enter__(self) -> LocalTopology:
+        """Return the running topology."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Stop every process of the topology."""
+        self.stop()
+
+
+def start_single(directory: Path) -> LocalTopology:
+    """Start one Redis server."""
+    process = start_server(directory / "single")
+    return LocalTopology(
+        kind="single", processes=[process], url=f"redis://{LOOPBACK}:{process.port}"
+    )
+
+
+_CLUSTER_NODE = (
+    "--cluster-enabled", "yes",
+    "--cluster-config-file", "nodes.conf",
+    "--cluster-node-timeout", "2000",
+)  # fmt: skip
+
+
+def start_cluster(directory: Path, primaries: int = 3) -> LocalTopology:
+    """Start ``primaries`` cluster nodes, create the cluster, wait until it is ok."""
+    topology = LocalTopology(kind="cluster")
+    try:
+        for index in range(primaries):
+            port = free_port(with_cluster_bus=True)
+            node = start_server(
+                directory / f"cluster-{index}", *_CLUSTER_NODE, port=port
+            )
+            topology.processes.append(node)
+        addresses = [f"{LOOPBACK}:{p.port}" for p in topology.processes]
+        create = ["redis-cli", "--cluster", "create", *addresses]
+        subprocess.run(
+            [*create, "--cluster-replicas", "0", "--cluster-yes"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        _wait_cluster_ok(topology.processes)
+    except BaseException:
+        topology.stop()
+        raise
+    topology.url = f"redis://{LOOPBACK}:{topology.processes[0].port}"
+    return topology
+
+
+def _wait_cluster_ok(nodes: list[RedisProcess]) -> None:
+    deadline = time.monotonic() + _READY_SECONDS
+    for node in nodes:
+        with node.client() as connection:
+            while connection.cluster("info").get("cluster_state") != "ok":
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the cluster did not reach cluster_state:ok")
+                time.sleep(0.05)
+
+
+def start_sentinel(
+    directory: Path, replicas: int = 1, sentinels: int = 1
+) -> LocalTopology:
+    """Start a primary, its replicas and sentinels that watch it."""
+    topology = LocalTopology(kind="sentinel")
+    try:
+        primary = start_server(directory / "primary")
+        topology.processes.append(primary)
+        for index in range(replicas):
+            replica_of = ("--replicaof", LOOPBACK, str(primary.port))
+            replica = start_server(directory / f"replica-{index}", *replica_of)
+            topology.processes.append(replica)
+        _wait_replicas(primary, replicas)
+        quorum = max(1, sentinels // 2 + 1)
+        for index in range(sentinels):
+            topology.processes.append(
+                _start_sentinel_process(
+                    directory / f"sentinel-{index}", primary, quorum
+                )
+            )
+        for watcher in topology.processes[-sentinels:]:
+            _wait_sentinel_knows(watcher, primary.port)
+    except BaseException:
+        topology.stop()
+        raise
+    topology.sentinels = [(LOOPBACK, p.port) for p in topology.processes[-sentinels:]]
+    return topology
+
+
+def _wait_replicas(primary: RedisProcess, replicas: int) -> None:
+    deadline = time.monotonic() + _READY_SECONDS
+    with primary.client() as connection:
+        while int(connection.info("replication")["connected_slaves"]) < replicas:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the replicas did not connect to the primary")
+            time.sleep(0.05)
+
+
+def _start_sentinel_process(
+    directory: Path, primary: RedisProcess, quorum: int
+) -> RedisProcess:
+    directory.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    config = directory / "sentinel.conf"
+    config.write_text(
+        f"port {port}\n"
+        f"bind {LOOPBACK}\n"
+        f"dir {directory}\n"
+        "protected-mode no\n"
+        f"sentinel monitor {MASTER_NAME} {LOOPBACK} {primary.port} {quorum}\n"
+        f"sentinel down-after-milliseconds {MASTER_NAME} 2000\n"
+        f"sentinel failover-timeout {MASTER_NAME} 10000\n"
+        f"sentinel parallel-syncs {MASTER_NAME} 1\n",
+    )
+    return start_process(directory, [str(config), "--sentinel"], port)
+
+
+def _wait_sentinel_knows(watcher: RedisProcess, primary_port: int) -> None:
+    deadline = time.monotonic() + _READY_SECONDS
+    with watcher.client() as connection:
+        while True:
+            address = connection.execute_command(
+                "SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME
+            )
+            if address and int(address[1]) == primary_port:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError("the sentinel does not know the primary")
+            time.sleep(0.05)
+
+
+def start(kind: Kind, directory: Path) -> LocalTopology:
+    """Start a topology of the given kind under ``directory``."""
+    starters = {
+        "single": start_single,
+        "cluster": start_cluster,
+        "sentinel": start_sentinel,
+    }
+    return starters[kind](directory)
+
+
+_started: list[RedisProcess] = []
+
+
+@atexit.register
+def _stop_leftovers() -> None:  # pragma: no cover - only on abnormal exits
+    for process in _started:
+        if process.popen.poll() is None:
+            process.stop()

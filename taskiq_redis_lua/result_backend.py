@@ -1,0 +1,303 @@
+"""Result backend: results and progress of tasks, with a time to live by default."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from taskiq import AsyncResultBackend
+from taskiq.abc.serializer import TaskiqSerializer
+from taskiq.depends.progress_tracker import TaskProgress
+from taskiq.result import TaskiqResult
+from taskiq.serializers import JSONSerializer
+
+from taskiq_redis_lua import scripts, topology
+from taskiq_redis_lua.exceptions import (
+    DuplicateExpireTimeSelectedError,
+    ExpireTimeMustBeMoreThanZeroError,
+    ResultDecodeError,
+    ResultIsMissingError,
+    ResultSerializationError,
+)
+from taskiq_redis_lua.keys import result_keys
+
+_ReturnType = TypeVar("_ReturnType")
+
+#: Results and progress expire after a day unless told otherwise.
+DEFAULT_RESULT_TTL_SECONDS = 24 * 60 * 60
+
+_SET = scripts.script("result/set")
+_TAKE = scripts.script("result/take")
+
+
+def _result_ttl_ms(
+    result_ex_time: int | None,
+    result_px_time: int | None,
+    *,
+    expire_results: bool,
+) -> int:
+    """Validate the expiry options; return the time to live in ms (0: never expire)."""
+    for name, value in (
+        ("result_ex_time", result_ex_time),
+        ("result_px_time", result_px_time),
+    ):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int)
+        ):
+            raise TypeError(f"{name} must be a whole number or None, got {value!r}")
+        if value is not None and value <= 0:
+            raise ExpireTimeMustBeMoreThanZeroError
+    if result_ex_time is not None and result_px_time is not None:
+        raise DuplicateExpireTimeSelectedError
+    if not expire_results and (result_ex_time or result_px_time):
+        raise ValueError(
+            "expire_results=False keeps results forever; it cannot be combined with"
+            " result_ex_time or result_px_time",
+        )
+    if result_ex_time is not None:
+        return result_ex_time * 1000
+    if result_px_time is not None:
+        return result_px_time
+    return DEFAULT_RESULT_TTL_SECONDS * 1000 if expire_results else 0
+
+
+class _ResultBackend(AsyncResultBackend[_ReturnType]):
+    """The result backend. The public classes differ only in how they connect."""
+
+    def __init__(
+        self,
+        endpoint: topology.Endpoint,
+        *,
+        keep_results: bool,
+        result_ex_time: int | None,
+        result_px_time: int | None,
+        serializer: TaskiqSerializer | None,
+        prefix_str: str | None,
+        expire_results: bool,
+    ) -> None:
+        self._ttl_ms = _result_ttl_ms(
+            result_ex_time, result_px_time, expire_results=expire_results
+        )
+        if prefix_str is not None and not isinstance(prefix_str, str):
+            raise TypeError(f"prefix_str must be a string or None, got {prefix_str!r}")
+        self.endpoint = endpoint
+        self.keep_results = keep_results
+        self.result_ex_time = result_ex_time
+        self.result_px_time = result_px_time
+        self.serializer = serializer or JSONSerializer()
+        self.prefix_str = prefix_str
+
+    async def startup(self) -> None:
+        """Load the backend's scripts (calls also work without this)."""
+        await super().startup()
+        await scripts.load(self.endpoint.client, [_SET, _TAKE])
+
+    async def shutdown(self) -> None:
+        """Close the connections."""
+        await self.endpoint.close()
+        await super().shutdown()
+
+    def _keys(self, task_id: str) -> tuple[str, str]:
+        return result_keys(self.prefix_str, task_id)
+
+    def _dump(
+        self, what: str, task_id: str, model: TaskiqResult[Any] | TaskProgress[Any]
+    ) -> bytes:
+        try:
+            return self.serializer.dumpb(model.model_dump(mode="json"))
+        except Exception as error:
+            raise ResultSerializationError(
+                what=what,
+                task_id=task_id,
+                serializer=type(self.serializer).__name__,
+                reason=f"{type(error).__name__}: {error}",
+            ) from error
+
+    def _load(self, what: str, task_id: str, raw: bytes | str) -> Any:
+        try:
+            return self.serializer.loadb(
+                raw if isinstance(raw, bytes) else raw.encode()
+            )
+        except Exception as error:
+            raise ResultDecodeError(
+                what=what,
+                task_id=task_id,
+                serializer=type(self.serializer).__name__,
+                reason=f"{type(error).__name__}: {error}",
+            ) from error
+
+    async def set_result(self, task_id: str, result: TaskiqResult[_ReturnType]) -> None:
+        """Store the result with its time to live and clear the task's progress."""
+        value = self._dump("result", task_id, result)
+        await scripts.run(
+            self.endpoint.client, _SET, self._keys(task_id), (value, self._ttl_ms)
+        )
+
+    async def is_result_ready(self, task_id: str) -> bool:
+        """Return True when a result is stored for the task."""
+        result_key, _ = self._keys(task_id)
+        return bool(await self.endpoint.client.exists(result_key))
+
+    async def get_result(
+        self,
+        task_id: str,
+        with_logs: bool = False,
+    ) -> TaskiqResult[_ReturnType]:
+        """Return the task's result; with ``keep_results=False`` also delete it.
+
+        :raises ResultIsMissingError: no result is stored for the task.
+        """
+        keys: Sequence[str] = self._keys(task_id)
+        if self.keep_results:
+            raw = await self.endpoint.client.get(keys[0])
+        else:
+            raw = await scripts.run(self.endpoint.client, _TAKE, keys)
+        if raw is None:
+            raise ResultIsMissingError
+        data = self._load("result", task_id, raw)
+        try:
+            result = TaskiqResult[_ReturnType].model_validate(data)
+        except ValueError as error:
+            raise ResultDecodeError(
+                what="result",
+                task_id=task_id,
+                serializer=type(self.serializer).__name__,
+                reason=str(error),
+            ) from error
+        if not with_logs:
+            result.log = None
+        return result
+
+    async def set_progress(self, task_id: str, progress: TaskProgress[Any]) -> None:
+        """Store the task's progress with the results' time to live."""
+        value = self._dump("progress", task_id, progress)
+        _, progress_key = self._keys(task_id)
+        await self.endpoint.client.set(progress_key, value, px=self._ttl_ms or None)
+
+    async def get_progress(self, task_id: str) -> TaskProgress[Any] | None:
+        """Return the task's last progress, or None when there is none."""
+        _, progress_key = self._keys(task_id)
+        raw = await self.endpoint.client.get(progress_key)
+        if raw is None:
+            return None
+        data = self._load("progress", task_id, raw)
+        return TaskProgress[Any].model_validate(data)
+
+
+class RedisAsyncResultBackend(_ResultBackend[_ReturnType]):
+    """Result backend on a single Redis server."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        keep_results: bool = True,
+        result_ex_time: int | None = None,
+        result_px_time: int | None = None,
+        max_connection_pool_size: int | None = None,
+        serializer: TaskiqSerializer | None = None,
+        prefix_str: str | None = None,
+        *,
+        expire_results: bool = True,
+        **connection_kwargs: Any,
+    ) -> None:
+        """Connect to ``redis_url``; parameters as in taskiq-redis.
+
+        :param redis_url: ``redis://``, ``rediss://`` or ``unix://`` URL.
+        :param keep_results: False deletes a result (and its progress) once read.
+        :param result_ex_time: results expire after this many seconds.
+        :param result_px_time: results expire after this many milliseconds.
+        :param max_connection_pool_size: cap on the connection pool (None: no cap).
+        :param serializer: defaults to JSON; pass a pickle serializer only if you
+            trust everyone who can write to this Redis.
+        :param prefix_str: prefix of the result keys.
+        :param expire_results: without ``result_ex_time``/``result_px_time``,
+            results expire after a day; False keeps them until they are read
+            (with ``keep_results=False``) or deleted.
+        :param connection_kwargs: passed to redis-py's ``BlockingConnectionPool``.
+        """
+        super().__init__(
+            topology.single_node(
+                redis_url,
+                max_connection_pool_size,
+                connection_kwargs,
+                parameter="redis_url",
+            ),
+            keep_results=keep_results,
+            result_ex_time=result_ex_time,
+            result_px_time=result_px_time,
+            serializer=serializer,
+            prefix_str=prefix_str,
+            expire_results=expire_results,
+        )
+
+
+class RedisAsyncClusterResultBackend(_ResultBackend[_ReturnType]):
+    """Result backend on a Redis Cluster; results spread over slots by task id."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        keep_results: bool = True,
+        result_ex_time: int | None = None,
+        result_px_time: int | None = None,
+        serializer: TaskiqSerializer | None = None,
+        prefix_str: str | None = None,
+        *,
+        expire_results: bool = True,
+        **connection_kwargs: Any,
+    ) -> None:
+        """Connect to the cluster that ``redis_url`` belongs to.
+
+        Parameters as in :class:`RedisAsyncResultBackend`; ``connection_kwargs`` go
+        to redis-py's ``RedisCluster``.
+        """
+        super().__init__(
+            topology.cluster(redis_url, connection_kwargs, parameter="redis_url"),
+            keep_results=keep_results,
+            result_ex_time=result_ex_time,
+            result_px_time=result_px_time,
+            serializer=serializer,
+            prefix_str=prefix_str,
+            expire_results=expire_results,
+        )
+
+
+class RedisAsyncSentinelResultBackend(_ResultBackend[_ReturnType]):
+    """Result backend on the primary that Redis Sentinel names."""
+
+    def __init__(
+        self,
+        sentinels: list[tuple[str, int]],
+        master_name: str,
+        keep_results: bool = True,
+        result_ex_time: int | None = None,
+        result_px_time: int | None = None,
+        min_other_sentinels: int = 0,
+        sentinel_kwargs: Any | None = None,
+        serializer: TaskiqSerializer | None = None,
+        prefix_str: str | None = None,
+        *,
+        expire_results: bool = True,
+        **connection_kwargs: Any,
+    ) -> None:
+        """Connect through ``sentinels`` to the primary called ``master_name``.
+
+        Other parameters as in :class:`RedisAsyncResultBackend`; ``sentinel_kwargs``
+        configure the connections to the sentinels, ``connection_kwargs`` those to
+        the primary.
+        """
+        super().__init__(
+            topology.sentinel(
+                sentinels,
+                master_name,
+                min_other_sentinels,
+                sentinel_kwargs,
+                connection_kwargs,
+            ),
+            keep_results=keep_results,
+            result_ex_time=result_ex_time,
+            result_px_time=result_px_time,
+            serializer=serializer,
+            prefix_str=prefix_str,
+            expire_results=expire_results,
+        )

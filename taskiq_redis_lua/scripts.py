@@ -1,0 +1,225 @@
+"""The Lua script registry: read once, SCRIPT LOAD, EVALSHA, reload on NOSCRIPT.
+
+Scripts are plain files under ``lua/<family>/<verb>.lua``. The header each file
+starts with is read here: ``#!lua`` (optionally ``flags=no-writes``), then a comment
+naming the script and its ``KEYS[i]``, ``ARGV[i]``, ``Returns:``, ``Errors:`` and
+``Work:``. A call with another number of keys than the header declares is refused
+before it reaches Redis.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from redis.exceptions import NoScriptError, ResponseError
+
+from taskiq_redis_lua.exceptions import (
+    ScriptHeaderError,
+    ScriptKeyCountError,
+    ScriptReplyError,
+)
+from taskiq_redis_lua.topology import Client
+
+Arg = str | bytes | int | float
+
+_SHEBANG = re.compile(r"^#!lua(?:[ \t]+flags=([\w,-]+))?[ \t]*$")
+_TITLE = re.compile(r"^--\[\[\s*([\w-]+):\s*(\S.*)$")
+_KEY_LINE = re.compile(r"^\s*KEYS\[(\d+)\]\s+(\S+)")
+_ARG_LINE = re.compile(r"^\s*ARGV\[(\d+(?:\.\.)?)\]\s+(\S.*)$")
+_ERROR_LINE = re.compile(r"^\s*Errors?:\s*(-\d+|TRL_\w+)\s+(\S.*)$")
+_KEY_USE = re.compile(r"KEYS\[(\d+)\]")
+_ERROR_REPLY = re.compile(r"^(TRL_\w+)\s*(.*)$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Script:
+    """One Lua script file and what its header declares."""
+
+    name: str
+    path: Path
+    body: bytes
+    sha: str
+    summary: str
+    keys: tuple[str, ...]
+    args: tuple[str, ...]
+    errors: Mapping[str, str]
+    error_codes: Mapping[int, str]
+    read_only: bool
+
+
+def parse_script(name: str, path: Path) -> Script:
+    """Read ``path`` and parse its header; raise ScriptHeaderError when it is wrong."""
+    body = path.read_bytes()
+    lines = body.decode("utf-8").splitlines()
+
+    def fail(detail: str) -> ScriptHeaderError:
+        return ScriptHeaderError(script=name, detail=f"{path}: {detail}")
+
+    shebang = _SHEBANG.match(lines[0]) if lines else None
+    if shebang is None:
+        raise fail("the first line must be '#!lua' or '#!lua flags=...'")
+    flags = set((shebang.group(1) or "").split(","))
+    title = _TITLE.match(lines[1]) if len(lines) > 1 else None
+    if title is None:
+        raise fail("the second line must open the header: '--[[ <verb>: <summary>'")
+    if title.group(1) != path.stem:
+        raise fail(f"the header names {title.group(1)!r}, the file is {path.stem!r}")
+    end = next((i for i, line in enumerate(lines) if "]]" in line), None)
+    if end is None:
+        raise fail("the header comment is not closed with ']]'")
+    header = lines[2:end]
+    code = "\n".join(lines[end + 1 :])
+
+    keys: list[str] = []
+    for line in header:
+        key = _KEY_LINE.match(line)
+        if key is None:
+            continue
+        if int(key.group(1)) != len(keys) + 1:
+            raise fail(
+                f"KEYS[{key.group(1)}] is out of order; expected KEYS[{len(keys) + 1}]"
+            )
+        keys.append(key.group(2))
+    used = {int(index) for index in _KEY_USE.findall(code)}
+    undeclared = sorted(index for index in used if index > len(keys))
+    if undeclared:
+        raise fail(
+            f"the code uses KEYS{undeclared} but the header declares {len(keys)}"
+        )
+    for section in ("Returns:", "Work:"):
+        if not any(line.strip().startswith(section) for line in header):
+            raise fail(f"the header has no '{section}' line")
+
+    args = tuple(
+        f"{m.group(1)} {m.group(2)}" for m in map(_ARG_LINE.match, header) if m
+    )
+    errors = {m.group(1): m.group(2) for m in map(_ERROR_LINE.match, header) if m}
+    return Script(
+        name=name,
+        path=path,
+        body=body,
+        sha=hashlib.sha1(body).hexdigest(),  # noqa: S324 - Redis names scripts by SHA1
+        summary=title.group(2).strip(),
+        keys=tuple(keys),
+        args=args,
+        errors=errors,
+        error_codes={
+            int(code): text for code, text in errors.items() if code[0] == "-"
+        },
+        read_only="no-writes" in flags,
+    )
+
+
+class ScriptCatalog:
+    """Every script under one directory, read and parsed once."""
+
+    def __init__(self, directory: Path) -> None:
+        """Read and parse every ``*.lua`` file below ``directory``."""
+        self.directory = directory
+        paths = sorted(directory.rglob("*.lua"))
+        if not paths:
+            raise ScriptHeaderError(
+                script=str(directory), detail="no Lua scripts found in this directory"
+            )
+        self._scripts = {
+            name: parse_script(name, path)
+            for path in paths
+            for name in [path.relative_to(directory).with_suffix("").as_posix()]
+        }
+
+    def __getitem__(self, name: str) -> Script:
+        """Return the script called ``name`` (``family/verb``)."""
+        try:
+            return self._scripts[name]
+        except KeyError:
+            known = ", ".join(self._scripts)
+            raise KeyError(f"no Lua script {name!r}; known scripts: {known}") from None
+
+    def __iter__(self) -> Iterator[Script]:
+        """Iterate over the scripts in name order."""
+        return iter(self._scripts.values())
+
+    def __len__(self) -> int:
+        """Return the number of scripts."""
+        return len(self._scripts)
+
+
+def scripts_directory() -> Path:
+    """Return the ``lua`` folder: inside the installed package, or the checkout's."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "lua", here.parent / "lua"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(
+        f"the Lua scripts are missing: looked in {here / 'lua'}, {here.parent / 'lua'}",
+    )
+
+
+@cache
+def catalog() -> ScriptCatalog:
+    """Return the catalog of the scripts shipped with this package."""
+    return ScriptCatalog(scripts_directory())
+
+
+def script(name: str) -> Script:
+    """Return the shipped script ``name`` (``family/verb``)."""
+    return catalog()[name]
+
+
+async def load(client: Client, scripts: Sequence[Script]) -> None:
+    """``SCRIPT LOAD`` each script (on every primary of a cluster)."""
+    for item in scripts:
+        sha = await client.script_load(item.body)
+        loaded = sha.decode() if isinstance(sha, bytes) else str(sha)
+        if loaded != item.sha:  # pragma: no cover - would mean a Redis bug
+            raise ScriptHeaderError(
+                script=item.name,
+                detail=f"Redis named it {loaded}, we computed {item.sha}",
+            )
+
+
+async def run(
+    client: Client,
+    item: Script,
+    keys: Sequence[str],
+    args: Sequence[Arg] = (),
+) -> Any:
+    """Run ``item`` with ``EVALSHA``; load it and retry once on ``NOSCRIPT``.
+
+    A reply that the header declares as an error (an ``TRL_...`` error reply or a
+    negative code listed under ``Errors:``) raises :class:`ScriptReplyError`.
+    """
+    if len(keys) != len(item.keys):
+        raise ScriptKeyCountError(
+            script=item.name, expected=len(item.keys), given=len(keys)
+        )
+    try:
+        try:
+            reply = await _evalsha(client, item, keys, args)
+        except NoScriptError:
+            await load(client, [item])
+            reply = await _evalsha(client, item, keys, args)
+    except ResponseError as error:
+        refusal = _ERROR_REPLY.match(str(error))
+        if refusal is None:
+            raise
+        raise ScriptReplyError(
+            script=item.name, code=refusal.group(1), detail=refusal.group(2)
+        ) from error
+    if isinstance(reply, int) and reply < 0 and reply in item.error_codes:
+        raise ScriptReplyError(
+            script=item.name, code=str(reply), detail=item.error_codes[reply]
+        )
+    return reply
+
+
+async def _evalsha(
+    client: Client, item: Script, keys: Sequence[str], args: Sequence[Arg]
+) -> Any:
+    return await client.evalsha(item.sha, len(keys), *keys, *args)

@@ -1,0 +1,136 @@
+"""Building Redis clients: single node, Redis Cluster and Sentinel.
+
+This is the only place that knows the topology. Every class gets an
+:class:`Endpoint` from one of the three builders and from then on talks to
+``endpoint.client`` without asking what is behind it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias
+
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster, Sentinel
+
+Client: TypeAlias = "Redis | RedisCluster"
+TopologyKind = Literal["single", "cluster", "sentinel"]
+
+#: Seconds a reply may take before the connection counts as dead. redis-py 8
+#: defaults to 5 s, which cuts blocking reads on an idle queue; our blocking calls
+#: wait a few seconds at most, so 30 s only fires on a connection that is gone.
+DEFAULT_SOCKET_TIMEOUT = 30.0
+
+
+@dataclass
+class Endpoint:
+    """A Redis client and what must be closed with it."""
+
+    client: Client
+    kind: TopologyKind
+    _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def close(self) -> None:
+        """Close the client's connections (and the sentinel connections)."""
+        await self.client.aclose()
+        for close in self._closers:
+            await close()
+
+
+def _connection_options(connection_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the caller's connection options with our deliberate defaults added."""
+    options = dict(connection_kwargs)
+    if options.get("decode_responses"):
+        raise ValueError(
+            "decode_responses=True is not supported: taskiq-redis-lua reads raw bytes"
+            " and decodes them with its serializer",
+        )
+    options.pop("decode_responses", None)
+    options.setdefault("socket_timeout", DEFAULT_SOCKET_TIMEOUT)
+    options.setdefault("socket_keepalive", True)
+    return options
+
+
+def _check_url(url: str, parameter: str) -> None:
+    schemes = ("redis://", "rediss://", "unix://")
+    if not isinstance(url, str) or not url.startswith(schemes):
+        raise ValueError(
+            f"{parameter} must be a Redis URL starting with redis://, rediss:// or"
+            f" unix://, got {url!r}",
+        )
+
+
+def single_node(
+    url: str,
+    max_connection_pool_size: int | None = None,
+    connection_kwargs: Mapping[str, Any] | None = None,
+    *,
+    parameter: str = "url",
+) -> Endpoint:
+    """Connect to one Redis server through a ``BlockingConnectionPool``.
+
+    As in taskiq-redis, ``max_connection_pool_size`` caps the pool (None: no cap)
+    and extra keyword arguments such as ``timeout`` (seconds to wait for a free
+    connection) go to the pool and its connections.
+    """
+    _check_url(url, parameter)
+    if max_connection_pool_size is not None and max_connection_pool_size <= 0:
+        raise ValueError(
+            "max_connection_pool_size must be a positive number of connections or"
+            f" None, got {max_connection_pool_size!r}",
+        )
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connection_pool_size,
+        **_connection_options(connection_kwargs or {}),
+    )
+    return Endpoint(client=Redis(connection_pool=pool), kind="single")
+
+
+def cluster(
+    url: str,
+    connection_kwargs: Mapping[str, Any] | None = None,
+    *,
+    parameter: str = "url",
+) -> Endpoint:
+    """Connect to a Redis Cluster, discovering its nodes from the node in ``url``."""
+    _check_url(url, parameter)
+    client = RedisCluster.from_url(url, **_connection_options(connection_kwargs or {}))
+    return Endpoint(client=client, kind="cluster")
+
+
+def sentinel(
+    sentinels: Sequence[tuple[str, int]],
+    master_name: str,
+    min_other_sentinels: int = 0,
+    sentinel_kwargs: Mapping[str, Any] | None = None,
+    connection_kwargs: Mapping[str, Any] | None = None,
+) -> Endpoint:
+    """Connect to the primary that the sentinels name ``master_name``.
+
+    The client follows failovers: every new connection asks the sentinels for the
+    current primary.
+    """
+    if not sentinels:
+        raise ValueError("sentinels must list at least one (host, port) pair")
+    for address in sentinels:
+        if len(address) != 2 or not isinstance(address[1], int):
+            raise ValueError(
+                f"sentinels must be (host, port) pairs, got {address!r}",
+            )
+    if not master_name:
+        raise ValueError("master_name must name the monitored primary")
+    options = _connection_options(connection_kwargs or {})
+    watcher = Sentinel(  # type: ignore[no-untyped-call]
+        list(sentinels),
+        min_other_sentinels=min_other_sentinels,
+        sentinel_kwargs=dict(sentinel_kwargs) if sentinel_kwargs is not None else None,
+        **options,
+    )
+    client: Redis = watcher.master_for(master_name)
+
+    async def close_sentinels() -> None:
+        for connection in watcher.sentinels:
+            await connection.aclose()
+
+    return Endpoint(client=client, kind="sentinel", _closers=[close_sentinels])

@@ -1,0 +1,109 @@
+"""Real Redis for the tests: a single node, a 3-primary cluster, a primary + replica +
+sentinel, started on free loopback ports (or taken from the environment).
+
+- ``REDIS_URL``: an existing single node instead of a started one.
+- ``REDIS_CLUSTER_URL``: an existing cluster.
+- ``REDIS_SENTINELS`` (``host:port,host:port``) and ``REDIS_SENTINEL_MASTER``: an
+  existing sentinel group.
+
+Tests of a family take the ``topology`` fixture and so run on all three.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from taskiq_redis_lua import local_redis
+from taskiq_redis_lua import topology as topo
+from taskiq_redis_lua.local_redis import Kind, LocalTopology
+
+KINDS: list[Kind] = ["single", "cluster", "sentinel"]
+
+
+def _from_environment(kind: Kind) -> LocalTopology | None:
+    if kind == "single" and os.environ.get("REDIS_URL"):
+        return LocalTopology(kind=kind, url=os.environ["REDIS_URL"])
+    if kind == "cluster" and os.environ.get("REDIS_CLUSTER_URL"):
+        return LocalTopology(kind=kind, url=os.environ["REDIS_CLUSTER_URL"])
+    if kind == "sentinel" and os.environ.get("REDIS_SENTINELS"):
+        pairs = [
+            item.rsplit(":", 1) for item in os.environ["REDIS_SENTINELS"].split(",")
+        ]
+        return LocalTopology(
+            kind=kind,
+            sentinels=[(host, int(port)) for host, port in pairs],
+            master_name=os.environ.get(
+                "REDIS_SENTINEL_MASTER", local_redis.MASTER_NAME
+            ),
+        )
+    return None
+
+
+def _provide(kind: Kind, workdir: Path) -> Iterator[LocalTopology]:
+    existing = _from_environment(kind)
+    if existing is not None:
+        yield existing
+        return
+    started = local_redis.start(kind, workdir / kind)
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("redis")
+
+
+@pytest.fixture(scope="session")
+def single_redis(redis_workdir: Path) -> Iterator[LocalTopology]:
+    yield from _provide("single", redis_workdir)
+
+
+@pytest.fixture(scope="session")
+def cluster_redis(redis_workdir: Path) -> Iterator[LocalTopology]:
+    yield from _provide("cluster", redis_workdir)
+
+
+@pytest.fixture(scope="session")
+def sentinel_redis(redis_workdir: Path) -> Iterator[LocalTopology]:
+    yield from _provide("sentinel", redis_workdir)
+
+
+@pytest.fixture(params=KINDS)
+def topology(request: pytest.FixtureRequest) -> LocalTopology:
+    """Each topology in turn: the test runs once per kind."""
+    found: LocalTopology = request.getfixturevalue(f"{request.param}_redis")
+    return found
+
+
+def connect(target: LocalTopology, **connection_kwargs: Any) -> topo.Endpoint:
+    """Build an endpoint to ``target`` the way the library's classes do."""
+    if target.kind == "single":
+        return topo.single_node(target.url, None, connection_kwargs)
+    if target.kind == "cluster":
+        return topo.cluster(target.url, connection_kwargs)
+    return topo.sentinel(
+        target.sentinels, target.master_name, connection_kwargs=connection_kwargs
+    )
+
+
+@pytest.fixture
+async def endpoint(topology: LocalTopology) -> AsyncIterator[topo.Endpoint]:
+    """A client of the topology under test, closed after the test."""
+    built = connect(topology)
+    yield built
+    await built.close()
+
+
+@pytest.fixture
+def unique() -> str:
+    """A fresh name, so that tests never share keys."""
+    return f"t-{uuid.uuid4().hex[:12]}"

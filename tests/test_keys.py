@@ -1,0 +1,130 @@
+"""Key names: companions of a name share its slot, results spread by task id."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import RedisCluster
+
+from taskiq_redis_lua import topology as topo
+from taskiq_redis_lua.keys import (
+    companion_key,
+    hash_tag,
+    key_slot,
+    result_keys,
+    slot_stem,
+)
+from taskiq_redis_lua.local_redis import LocalTopology
+
+from .conftest import connect
+
+TRICKY_NAMES = [
+    "taskiq",
+    "jobs:high:priority",
+    "{tenant-1}:jobs",
+    "jobs{tenant-1}",
+    "{}jobs",
+    "jobs{}",
+    "a{}b",
+    "a}b",
+    "}{",
+    "{",
+    "}",
+    "{}",
+    "{a}{b}",
+    "q}{x}",
+    "{{x}}",
+    "日本語のキュー",
+    "émoji-🚀",
+    "with space\nand newline",
+    "*",
+]
+
+TRICKY_PREFIXES = [None, "", "results", "res:ults", "{results}", "a{}", "a{", "}", "ü"]
+
+
+@pytest.fixture
+async def cluster_client(cluster_redis: LocalTopology) -> AsyncIterator[topo.Endpoint]:
+    endpoint = connect(cluster_redis)
+    yield endpoint
+    await endpoint.close()
+
+
+async def server_slot(endpoint: topo.Endpoint, key: str) -> int:
+    assert isinstance(endpoint.client, RedisCluster)
+    slot: int = await endpoint.client.cluster_keyslot(key)
+    return slot
+
+
+@pytest.mark.parametrize(
+    ("key", "tag"),
+    [
+        ("plain", None),
+        ("{user1000}.following", "user1000"),
+        ("foo{}{bar}", None),
+        ("foo{{bar}}zap", "{bar"),
+        ("foo{bar}{zap}", "bar"),
+        ("}{x}", "x"),
+        ("{", None),
+    ],
+)
+def test_hash_tag_follows_the_cluster_specification(key: str, tag: str | None) -> None:
+    assert hash_tag(key) == tag
+
+
+async def test_python_slot_agrees_with_cluster_keyslot(
+    cluster_client: topo.Endpoint,
+) -> None:
+    for name in TRICKY_NAMES:
+        assert key_slot(name) == await server_slot(cluster_client, name), name
+
+
+async def test_companion_keys_share_the_slot_of_the_name(
+    cluster_client: topo.Endpoint,
+) -> None:
+    for name in TRICKY_NAMES:
+        slot = await server_slot(cluster_client, name)
+        for part in ("inflight", "dead", "lock", "{weird}part"):
+            key = companion_key(name, part)
+            assert await server_slot(cluster_client, key) == slot, (name, key)
+
+
+async def test_result_and_progress_keys_share_one_slot(
+    cluster_client: topo.Endpoint,
+) -> None:
+    for prefix in TRICKY_PREFIXES:
+        for task_id in ("4f1c2a0e9d8b4c7a", "a}b", "{x}", "id{}", "ö"):
+            result_key, progress_key = result_keys(prefix, task_id)
+            assert await server_slot(cluster_client, result_key) == await server_slot(
+                cluster_client, progress_key
+            ), (prefix, task_id)
+
+
+def test_companion_keys_of_different_names_differ() -> None:
+    stems = {slot_stem(name) for name in TRICKY_NAMES}
+    assert len(stems) == len(TRICKY_NAMES)
+
+
+def test_plain_names_are_wrapped_and_tagged_names_kept() -> None:
+    assert companion_key("jobs", "inflight") == "{jobs}:inflight"
+    assert companion_key("{tenant}:jobs", "inflight") == "{tenant}:jobs:inflight"
+
+
+def test_result_keys_are_tagged_by_task_id() -> None:
+    assert result_keys("results", "abc") == ("results:{abc}", "results:{abc}:progress")
+    assert result_keys(None, "abc") == ("{abc}", "{abc}:progress")
+    slots = {key_slot(result_keys("results", f"task-{n}")[0]) for n in range(200)}
+    assert len(slots) > 150
+
+
+def test_a_prefix_with_its_own_tag_keeps_results_in_its_slot() -> None:
+    slots = {key_slot(result_keys("{results}", f"task-{n}")[0]) for n in range(50)}
+    assert slots == {key_slot("results")}
+
+
+def test_empty_names_are_refused() -> None:
+    with pytest.raises(ValueError, match="must not be empty"):
+        slot_stem("")
+    with pytest.raises(ValueError, match="must not be empty"):
+        result_keys("results", "")

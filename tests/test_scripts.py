@@ -1,0 +1,204 @@
+"""The script registry: headers, key counts, EVALSHA with reload on NOSCRIPT."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import RedisCluster
+
+from taskiq_redis_lua import (
+    ScriptHeaderError,
+    ScriptKeyCountError,
+    ScriptReplyError,
+    scripts,
+)
+from taskiq_redis_lua import topology as topo
+from taskiq_redis_lua.keys import companion_key
+from taskiq_redis_lua.local_redis import LocalTopology
+
+from .conftest import connect
+
+ECHO = """\
+#!lua flags=no-writes
+--[[ echo: return a fixed mix of reply types.
+  KEYS[1] anchor   STRING  only routes the call
+  ARGV[1] code     returned as is when it is a negative number
+  Returns: {1, "two", {3, "four"}, value of KEYS[1] or false} or the code
+  Errors: -7 the caller asked for the declared failure
+  Work: O(1)
+]]
+local code = tonumber(ARGV[1])
+if code and code < 0 then
+  return code
+end
+return {1, "two", {3, "four"}, redis.call("GET", KEYS[1])}
+"""
+
+
+def write_script(root: Path, name: str, text: str) -> Path:
+    path = root / f"{name}.lua"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@pytest.fixture
+def echo(tmp_path: Path) -> scripts.Script:
+    write_script(tmp_path, "demo/echo", ECHO)
+    return scripts.ScriptCatalog(tmp_path)["demo/echo"]
+
+
+@pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
+async def any_protocol(
+    request: pytest.FixtureRequest, topology: LocalTopology
+) -> AsyncIterator[topo.Endpoint]:
+    """A client of each topology speaking RESP2 (redis-py 7) or RESP3 (redis-py 8)."""
+    endpoint = connect(topology, protocol=request.param)
+    yield endpoint
+    await endpoint.close()
+
+
+def test_every_shipped_script_has_a_complete_header() -> None:
+    catalog = scripts.catalog()
+    names = {item.name for item in catalog}
+    files = {
+        path.relative_to(catalog.directory).with_suffix("").as_posix()
+        for path in catalog.directory.rglob("*.lua")
+    }
+    assert names == files
+    for item in catalog:
+        assert item.keys, f"{item.name} declares no keys"
+        assert item.summary
+        assert item.body.startswith(b"#!lua")
+
+
+def test_header_is_parsed_into_keys_args_errors_and_flags(echo: scripts.Script) -> None:
+    assert echo.name == "demo/echo"
+    assert echo.summary == "return a fixed mix of reply types."
+    assert echo.keys == ("anchor",)
+    assert echo.args == ("1 code     returned as is when it is a negative number",)
+    assert echo.error_codes == {-7: "the caller asked for the declared failure"}
+    assert echo.read_only is True
+    assert scripts.script("result/set").read_only is False
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        (ECHO.replace("#!lua flags=no-writes\n", ""), "first line must be '#!lua'"),
+        (ECHO.replace("echo:", "other:"), "the header names 'other'"),
+        (ECHO.replace("KEYS[1] anchor", "KEYS[2] anchor"), "KEYS[2] is out of order"),
+        (ECHO.replace('"GET", KEYS[1]', '"GET", KEYS[2]'), "uses KEYS[2]"),
+        (ECHO.replace("  Work: O(1)\n", ""), "no 'Work:' line"),
+        (ECHO.replace("  Returns:", "  Gives:"), "no 'Returns:' line"),
+        (ECHO.replace("]]", ""), "not closed"),
+    ],
+)
+def test_a_broken_header_is_refused_with_the_reason(
+    tmp_path: Path, text: str, complaint: str
+) -> None:
+    write_script(tmp_path, "demo/echo", text)
+    with pytest.raises(ScriptHeaderError, match=re.escape(complaint)) as raised:
+        scripts.ScriptCatalog(tmp_path)
+    assert "demo/echo" in str(raised.value)
+
+
+def test_an_unknown_script_name_lists_the_known_ones() -> None:
+    with pytest.raises(KeyError, match="result/set"):
+        scripts.script("result/nope")
+
+
+async def test_a_call_with_the_wrong_key_count_is_refused_naming_the_script(
+    endpoint: topo.Endpoint, unique: str
+) -> None:
+    item = scripts.script("result/set")
+    with pytest.raises(ScriptKeyCountError, match="result/set takes 2 key") as raised:
+        await scripts.run(endpoint.client, item, [unique], ["value", 0])
+    assert isinstance(raised.value, ValueError)
+    assert await endpoint.client.exists(unique) == 0
+
+
+async def test_scripts_run_without_loading_first_and_after_script_flush(
+    any_protocol: topo.Endpoint, unique: str
+) -> None:
+    client = any_protocol.client
+    item = scripts.script("result/set")
+    keys = [companion_key(unique, "result"), companion_key(unique, "progress")]
+    await client.script_flush()
+    assert await scripts.run(client, item, keys, ["first", 0]) == 1
+    await client.script_flush()
+    assert await scripts.run(client, item, keys, ["second", 0]) == 1
+    assert await client.get(keys[0]) == b"second"
+
+
+async def test_load_puts_every_script_on_every_primary(endpoint: topo.Endpoint) -> None:
+    client = endpoint.client
+    await client.script_flush()
+    shipped = list(scripts.catalog())
+    await scripts.load(client, shipped)
+    shas = [item.sha for item in shipped]
+    if isinstance(client, RedisCluster):
+        primaries = client.get_primaries()
+        assert len(primaries) == 3
+        for node in primaries:
+            exists = await client.execute_command(
+                "SCRIPT EXISTS", *shas, target_nodes=node
+            )
+            assert list(exists) == [1] * len(shas), node
+    else:
+        assert await client.script_exists(*shas) == [True] * len(shas)
+
+
+async def test_an_error_reply_becomes_a_script_reply_error(
+    any_protocol: topo.Endpoint, unique: str
+) -> None:
+    item = scripts.script("result/set")
+    keys = [companion_key(unique, "result"), companion_key(unique, "progress")]
+    with pytest.raises(ScriptReplyError) as raised:
+        await scripts.run(any_protocol.client, item, keys, ["value", "soon"])
+    assert raised.value.code == "TRL_BADARG"
+    assert "whole number of ms" in str(raised.value)
+    assert "result/set" in str(raised.value)
+
+
+async def test_replies_decode_alike_under_resp2_and_resp3(
+    any_protocol: topo.Endpoint, echo: scripts.Script, unique: str
+) -> None:
+    reply = await scripts.run(any_protocol.client, echo, [unique], ["0"])
+    assert reply == [1, b"two", [3, b"four"], None]
+    await any_protocol.client.set(unique, "here")
+    reply = await scripts.run(any_protocol.client, echo, [unique], ["0"])
+    assert reply == [1, b"two", [3, b"four"], b"here"]
+
+
+async def test_a_declared_negative_code_raises_and_others_pass_through(
+    any_protocol: topo.Endpoint, echo: scripts.Script, unique: str
+) -> None:
+    with pytest.raises(ScriptReplyError, match="declared failure") as raised:
+        await scripts.run(any_protocol.client, echo, [unique], ["-7"])
+    assert raised.value.code == "-7"
+    assert await scripts.run(any_protocol.client, echo, [unique], ["-3"]) == -3
+
+
+async def test_the_registry_never_falls_back_to_eval(
+    single_redis: LocalTopology, unique: str
+) -> None:
+    endpoint = connect(single_redis)
+    client = endpoint.client
+    item = scripts.script("result/set")
+    keys = [companion_key(unique, "result"), companion_key(unique, "progress")]
+
+    async def calls(command: str) -> int:
+        stats = await client.info("commandstats")
+        return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+
+    evals_before, evalshas_before = await calls("eval"), await calls("evalsha")
+    await client.script_flush()
+    await scripts.run(client, item, keys, ["value", 0])
+    assert await calls("eval") == evals_before
+    assert await calls("evalsha") == evalshas_before + 2  # NOSCRIPT, then the retry
+    await endpoint.close()
