@@ -12,6 +12,13 @@ from taskiq_redis_lua.exceptions import (
     ScriptReplyError,
     TaskIQRedisError,
 )
+from taskiq_redis_lua.list_queue import (
+    DeadLetter,
+    ListQueueBroker,
+    ListQueueClusterBroker,
+    ListQueueSentinelBroker,
+    QueueMessage,
+)
 from taskiq_redis_lua.result_backend import (
     RedisAsyncClusterResultBackend,
     RedisAsyncResultBackend,
@@ -19,8 +26,13 @@ from taskiq_redis_lua.result_backend import (
 )
 
 __all__ = [
+    "DeadLetter",
     "DuplicateExpireTimeSelectedError",
     "ExpireTimeMustBeMoreThanZeroError",
+    "ListQueueBroker",
+    "ListQueueClusterBroker",
+    "ListQueueSentinelBroker",
+    "QueueMessage",
     "RedisAsyncClusterResultBackend",
     "RedisAsyncResultBackend",
     "RedisAsyncSentinelResultBackend",

@@ -2,13 +2,18 @@
 
 Every key of one script call must live in one Redis Cluster slot. Redis hashes only
 the part of a key between the first ``{`` and the next ``}`` when that part is not
-empty (the hash tag), otherwise the whole key. :func:`slot_stem` turns a name into a
-stem such that ``stem + anything`` hashes exactly like the name itself, so a queue
-keeps its plain name (the stream key *is* the queue name) while its companion keys
-sit in the same slot.
+empty (the hash tag), otherwise the whole key.
+
+:func:`slot_stem` turns a name into a stem such that ``stem + ":" + part`` hashes
+exactly like the name itself, so a queue keeps its plain name (the stream key *is*
+the queue name) while its companion keys sit in the same slot. Distinct names always
+get distinct stems: a name with braces or ``%`` has them escaped after a tag of its
+own slot, so ``jobs`` (stem ``{jobs}``) and ``{jobs}`` (stem ``{jobs}%7Bjobs%7D``)
+never share a key.
 """
 
 from binascii import crc_hqx
+from dataclasses import dataclass
 from functools import lru_cache
 from itertools import count
 
@@ -43,42 +48,76 @@ def _tag_for_slot(slot: int) -> str:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def escape(name: str) -> str:
+    """Return ``name`` with ``%``, ``{`` and ``}`` escaped, so it holds no hash tag."""
+    return name.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
+
+
 @lru_cache(maxsize=4096)
 def slot_stem(name: str) -> str:
-    """Return a stem for the companion keys of ``name``, in the slot of ``name``.
+    """Return the stem of the companion keys of ``name``, in the slot of ``name``.
 
-    - ``name`` carries a hash tag: the stem is ``name`` itself (``q{x}`` -> ``q{x}``);
-    - ``name`` has no ``}``: the stem wraps it (``q`` -> ``{q}``, hashed like ``q``);
-    - otherwise (``a}b``, ``a{}b``): no tag can hold the name, so the stem starts
-      with a short tag of the same slot, followed by the name (``{s123}a}b``).
+    - a plain name is wrapped: ``jobs`` -> ``{jobs}`` (hashed like ``jobs``);
+    - a name with ``{``, ``}`` or ``%`` gets a tag that hashes like the name, then the
+      escaped name: ``{tenant}:jobs`` -> ``{tenant}%7Btenant%7D:jobs``.
     """
     if not name:
         raise ValueError("a queue name or key prefix must not be empty")
-    if hash_tag(name) is not None:
-        return name
-    if "}" not in name:
+    escaped = escape(name)
+    if escaped == name:
         return "{" + name + "}"
-    return "{" + _tag_for_slot(key_slot(name)) + "}" + name
+    tag = hash_tag(name)
+    if tag is None:
+        tag = name if "}" not in name else _tag_for_slot(key_slot(name))
+    return "{" + tag + "}" + escaped
 
 
 def companion_key(name: str, part: str) -> str:
-    """Return the key ``part`` that belongs to ``name`` (a queue or a prefix)."""
+    """Return the key ``part`` (a word without ``:``) that belongs to ``name``."""
     return f"{slot_stem(name)}:{part}"
 
 
 def result_keys(prefix: str | None, task_id: str) -> tuple[str, str]:
     """Return the result key and the progress key of a task, both in one slot.
 
-    Results are tagged by task id (``<prefix>:{<task_id>}``), so they spread over a
-    cluster. A prefix that carries its own hash tag (``{results}``) keeps every
-    result of that prefix in the slot of its tag, as the user asked.
+    Results are tagged by task id, ``<prefix>:{<task_id>}``, so they spread over a
+    cluster; braces and ``%`` in the prefix or the id are escaped, so no two tasks
+    share a key and a prefix cannot pin every result to one slot by accident.
     """
     if not task_id:
         raise ValueError("task_id must not be empty")
-    if prefix is None:
-        stem = slot_stem(task_id)
-    elif "{" not in prefix:
-        stem = f"{prefix}:{slot_stem(task_id)}"
-    else:
-        stem = slot_stem(f"{prefix}:{task_id}")
+    stem = "{" + escape(task_id) + "}"
+    if prefix is not None:
+        stem = f"{escape(prefix)}:{stem}"
     return stem, f"{stem}:progress"
+
+
+@dataclass(frozen=True)
+class ListQueueKeys:
+    """The keys of one list queue, all in the slot of the queue name."""
+
+    seq: str
+    msgs: str
+    ready: str
+    delayed: str
+    inflight: str
+    deliveries: str
+    dead: str
+    reasons: str
+    marker: str
+
+
+@lru_cache(maxsize=256)
+def list_queue_keys(queue_name: str) -> ListQueueKeys:
+    """Return the keys of the list queue ``queue_name``."""
+    return ListQueueKeys(
+        seq=companion_key(queue_name, "seq"),
+        msgs=companion_key(queue_name, "msgs"),
+        ready=companion_key(queue_name, "ready"),
+        delayed=companion_key(queue_name, "delayed"),
+        inflight=companion_key(queue_name, "inflight"),
+        deliveries=companion_key(queue_name, "deliveries"),
+        dead=companion_key(queue_name, "dead"),
+        reasons=companion_key(queue_name, "reasons"),
+        marker=companion_key(queue_name, "marker"),
+    )

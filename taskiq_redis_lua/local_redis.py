@@ -120,10 +120,11 @@ class RedisProcess:
 
 def start_process(directory: Path, args: list[str], port: int) -> RedisProcess:
     """Start ``redis-server`` with ``args`` in ``directory`` and wait for PING."""
+    binary = redis_server_binary()
     directory.mkdir(parents=True, exist_ok=True)
     log = (directory / "redis.log").open("ab")
     popen = subprocess.Popen(
-        [redis_server_binary(), *args],
+        [binary, *args],
         cwd=directory,
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 from taskiq import AsyncResultBackend
@@ -66,7 +67,7 @@ class _ResultBackend(AsyncResultBackend[_ReturnType]):
 
     def __init__(
         self,
-        endpoint: topology.Endpoint,
+        connect: Callable[[], topology.Endpoint],
         *,
         keep_results: bool,
         result_ex_time: int | None,
@@ -80,7 +81,7 @@ class _ResultBackend(AsyncResultBackend[_ReturnType]):
         )
         if prefix_str is not None and not isinstance(prefix_str, str):
             raise TypeError(f"prefix_str must be a string or None, got {prefix_str!r}")
-        self.endpoint = endpoint
+        self.endpoint = connect()
         self.keep_results = keep_results
         self.result_ex_time = result_ex_time
         self.result_px_time = result_px_time
@@ -119,12 +120,17 @@ class _ResultBackend(AsyncResultBackend[_ReturnType]):
                 raw if isinstance(raw, bytes) else raw.encode()
             )
         except Exception as error:
-            raise ResultDecodeError(
-                what=what,
-                task_id=task_id,
-                serializer=type(self.serializer).__name__,
-                reason=f"{type(error).__name__}: {error}",
-            ) from error
+            raise self._decode_error(what, task_id, error) from error
+
+    def _decode_error(
+        self, what: str, task_id: str, error: Exception
+    ) -> ResultDecodeError:
+        return ResultDecodeError(
+            what=what,
+            task_id=task_id,
+            serializer=type(self.serializer).__name__,
+            reason=f"{type(error).__name__}: {error}",
+        )
 
     async def set_result(self, task_id: str, result: TaskiqResult[_ReturnType]) -> None:
         """Store the result with its time to live and clear the task's progress."""
@@ -158,12 +164,7 @@ class _ResultBackend(AsyncResultBackend[_ReturnType]):
         try:
             result = TaskiqResult[_ReturnType].model_validate(data)
         except ValueError as error:
-            raise ResultDecodeError(
-                what="result",
-                task_id=task_id,
-                serializer=type(self.serializer).__name__,
-                reason=str(error),
-            ) from error
+            raise self._decode_error("result", task_id, error) from error
         if not with_logs:
             result.log = None
         return result
@@ -181,7 +182,10 @@ class _ResultBackend(AsyncResultBackend[_ReturnType]):
         if raw is None:
             return None
         data = self._load("progress", task_id, raw)
-        return TaskProgress[Any].model_validate(data)
+        try:
+            return TaskProgress[Any].model_validate(data)
+        except ValueError as error:
+            raise self._decode_error("progress", task_id, error) from error
 
 
 class RedisAsyncResultBackend(_ResultBackend[_ReturnType]):
@@ -216,7 +220,8 @@ class RedisAsyncResultBackend(_ResultBackend[_ReturnType]):
         :param connection_kwargs: passed to redis-py's ``BlockingConnectionPool``.
         """
         super().__init__(
-            topology.single_node(
+            partial(
+                topology.single_node,
                 redis_url,
                 max_connection_pool_size,
                 connection_kwargs,
@@ -252,7 +257,9 @@ class RedisAsyncClusterResultBackend(_ResultBackend[_ReturnType]):
         to redis-py's ``RedisCluster``.
         """
         super().__init__(
-            topology.cluster(redis_url, connection_kwargs, parameter="redis_url"),
+            partial(
+                topology.cluster, redis_url, connection_kwargs, parameter="redis_url"
+            ),
             keep_results=keep_results,
             result_ex_time=result_ex_time,
             result_px_time=result_px_time,
@@ -287,7 +294,8 @@ class RedisAsyncSentinelResultBackend(_ResultBackend[_ReturnType]):
         the primary.
         """
         super().__init__(
-            topology.sentinel(
+            partial(
+                topology.sentinel,
                 sentinels,
                 master_name,
                 min_other_sentinels,

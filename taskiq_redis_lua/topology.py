@@ -28,6 +28,7 @@ class Endpoint:
 
     client: Client
     kind: TopologyKind
+    socket_timeout: float | None = DEFAULT_SOCKET_TIMEOUT
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def close(self) -> None:
@@ -79,12 +80,15 @@ def single_node(
             "max_connection_pool_size must be a positive number of connections or"
             f" None, got {max_connection_pool_size!r}",
         )
+    options = _connection_options(connection_kwargs or {})
     pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connection_pool_size,
-        **_connection_options(connection_kwargs or {}),
+        url, max_connections=max_connection_pool_size, **options
     )
-    return Endpoint(client=Redis(connection_pool=pool), kind="single")
+    return Endpoint(
+        client=Redis.from_pool(pool),  # the client owns the pool and closes it
+        kind="single",
+        socket_timeout=pool.connection_kwargs.get("socket_timeout"),
+    )
 
 
 def cluster(
@@ -95,8 +99,26 @@ def cluster(
 ) -> Endpoint:
     """Connect to a Redis Cluster, discovering its nodes from the node in ``url``."""
     _check_url(url, parameter)
-    client = RedisCluster.from_url(url, **_connection_options(connection_kwargs or {}))
-    return Endpoint(client=client, kind="cluster")
+    options = _connection_options(connection_kwargs or {})
+    client = RedisCluster.from_url(url, **options)
+    return Endpoint(
+        client=client,
+        kind="cluster",
+        socket_timeout=client.get_connection_kwargs().get("socket_timeout"),
+    )
+
+
+def _sentinel_address(address: Any) -> tuple[str, int]:
+    """Return ``(host, port)``; a port given as digits (from a config file) is fine."""
+    try:
+        host, port = address
+        if isinstance(port, str) and port.isdigit():
+            port = int(port)
+    except (TypeError, ValueError):
+        port = None
+    if not isinstance(port, int) or isinstance(port, bool):
+        raise ValueError(f"sentinels must be (host, port) pairs, got {address!r}")
+    return str(host), port
 
 
 def sentinel(
@@ -111,18 +133,14 @@ def sentinel(
     The client follows failovers: every new connection asks the sentinels for the
     current primary.
     """
-    if not sentinels:
+    addresses = [_sentinel_address(address) for address in sentinels]
+    if not addresses:
         raise ValueError("sentinels must list at least one (host, port) pair")
-    for address in sentinels:
-        if len(address) != 2 or not isinstance(address[1], int):
-            raise ValueError(
-                f"sentinels must be (host, port) pairs, got {address!r}",
-            )
     if not master_name:
         raise ValueError("master_name must name the monitored primary")
     options = _connection_options(connection_kwargs or {})
     watcher = Sentinel(  # type: ignore[no-untyped-call]
-        list(sentinels),
+        addresses,
         min_other_sentinels=min_other_sentinels,
         sentinel_kwargs=dict(sentinel_kwargs) if sentinel_kwargs is not None else None,
         **options,
@@ -133,4 +151,9 @@ def sentinel(
         for connection in watcher.sentinels:
             await connection.aclose()
 
-    return Endpoint(client=client, kind="sentinel", _closers=[close_sentinels])
+    return Endpoint(
+        client=client,
+        kind="sentinel",
+        socket_timeout=options["socket_timeout"],
+        _closers=[close_sentinels],
+    )

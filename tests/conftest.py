@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from taskiq_redis_lua import topology as topo
 from taskiq_redis_lua.local_redis import Kind, LocalTopology
 
 KINDS: list[Kind] = ["single", "cluster", "sentinel"]
+OpenEndpoint = Callable[..., topo.Endpoint]
 
 
 def _from_environment(kind: Kind) -> LocalTopology | None:
@@ -101,6 +102,21 @@ async def endpoint(topology: LocalTopology) -> AsyncIterator[topo.Endpoint]:
     built = connect(topology)
     yield built
     await built.close()
+
+
+@pytest.fixture
+async def open_endpoint() -> AsyncIterator[Callable[..., topo.Endpoint]]:
+    """Open endpoints to any topology; every one is closed after the test."""
+    opened: list[topo.Endpoint] = []
+
+    def open_one(target: LocalTopology, **connection_kwargs: Any) -> topo.Endpoint:
+        built = connect(target, **connection_kwargs)
+        opened.append(built)
+        return built
+
+    yield open_one
+    for built in opened:
+        await built.close()
 
 
 @pytest.fixture

@@ -101,14 +101,37 @@ async def test_result_and_progress_keys_share_one_slot(
             ), (prefix, task_id)
 
 
-def test_companion_keys_of_different_names_differ() -> None:
-    stems = {slot_stem(name) for name in TRICKY_NAMES}
-    assert len(stems) == len(TRICKY_NAMES)
+LOOK_ALIKES = [
+    "jobs",
+    "{jobs}",
+    "{jobs}:",
+    "jobs:x",
+    "{jobs:x}",
+    "50%",
+    "50%25",
+    "a}b",
+    slot_stem("a}b"),
+    slot_stem("{jobs}"),
+    "a%7Bb",
+    "a{b",
+]
 
 
-def test_plain_names_are_wrapped_and_tagged_names_kept() -> None:
+def test_look_alike_names_never_share_a_key() -> None:
+    names = TRICKY_NAMES + LOOK_ALIKES
+    keys = {
+        companion_key(name, part) for name in set(names) for part in ("ready", "dead")
+    }
+    assert len(keys) == 2 * len(set(names))
+
+
+def test_plain_names_are_wrapped_and_others_escaped_after_their_tag() -> None:
     assert companion_key("jobs", "inflight") == "{jobs}:inflight"
-    assert companion_key("{tenant}:jobs", "inflight") == "{tenant}:jobs:inflight"
+    assert companion_key("jobs:high", "inflight") == "{jobs:high}:inflight"
+    assert (
+        companion_key("{tenant}:jobs", "inflight")
+        == "{tenant}%7Btenant%7D:jobs:inflight"
+    )
 
 
 def test_result_keys_are_tagged_by_task_id() -> None:
@@ -118,9 +141,19 @@ def test_result_keys_are_tagged_by_task_id() -> None:
     assert len(slots) > 150
 
 
-def test_a_prefix_with_its_own_tag_keeps_results_in_its_slot() -> None:
+def test_results_of_look_alike_tasks_and_prefixes_never_share_a_key() -> None:
+    pairs = [
+        (prefix, task_id)
+        for prefix in TRICKY_PREFIXES
+        for task_id in ("abc", "abc:progress", "{abc}", "ab}c", "%7Babc%7D", "a:b")
+    ]
+    keys = [key for pair in pairs for key in result_keys(*pair)]
+    assert len(set(keys)) == len(keys)
+
+
+def test_braces_in_a_prefix_do_not_pin_results_to_one_slot() -> None:
     slots = {key_slot(result_keys("{results}", f"task-{n}")[0]) for n in range(50)}
-    assert slots == {key_slot("results")}
+    assert len(slots) > 40
 
 
 def test_empty_names_are_refused() -> None:

@@ -22,8 +22,99 @@ class CliCase:
     after: list[tuple[list[str], str]] = field(default_factory=list)
 
 
-# `NAME` stands for a fresh name per test.
+# `NAME` stands for a fresh name per test; `Q:` for the companion keys of queue NAME.
+ID = "0000000000000001:0"
 CASES: dict[str, CliCase] = {
+    "queue/kick": CliCase(
+        keys=["Q:seq", "Q:msgs", "Q:ready", "Q:delayed", "Q:marker"],
+        args=["payload", "0", "0"],
+        prints=ID,
+        after=[(["HGET", "Q:msgs", ID], "payload"), (["ZSCORE", "Q:ready", ID], "0")],
+    ),
+    "queue/pop": CliCase(
+        keys=[
+            "Q:ready",
+            "Q:delayed",
+            "Q:inflight",
+            "Q:msgs",
+            "Q:deliveries",
+            "Q:dead",
+            "Q:reasons",
+            "Q:marker",
+        ],
+        args=["30000", "10", "5", "1000", "100"],
+        prints=f"0\n{ID}\n1\npayload",
+        before=[["HSET", "Q:msgs", ID, "payload"], ["ZADD", "Q:ready", "0", ID]],
+        after=[(["ZCARD", "Q:inflight"], "1"), (["HGET", "Q:deliveries", ID], "1")],
+    ),
+    "queue/ack": CliCase(
+        keys=["Q:ready", "Q:inflight", "Q:msgs", "Q:deliveries"],
+        args=[ID, "1"],
+        prints="1",
+        before=[
+            ["HSET", "Q:msgs", ID, "p"],
+            ["HSET", "Q:deliveries", ID, "1"],
+            ["ZADD", "Q:inflight", "1", ID],
+        ],
+        after=[(["EXISTS", "Q:msgs", "Q:deliveries", "Q:inflight"], "0")],
+    ),
+    "queue/extend": CliCase(
+        keys=["Q:inflight", "Q:deliveries"],
+        args=["30000", ID, "1", "other", "1"],
+        prints="other",
+        before=[["HSET", "Q:deliveries", ID, "1"], ["ZADD", "Q:inflight", "1", ID]],
+        after=[(["ZCOUNT", "Q:inflight", "1000", "+inf"], "1")],
+    ),
+    "queue/release": CliCase(
+        keys=["Q:ready", "Q:inflight", "Q:deliveries", "Q:marker"],
+        args=[ID, "1"],
+        prints="1",
+        before=[["HSET", "Q:deliveries", ID, "1"], ["ZADD", "Q:inflight", "1", ID]],
+        after=[(["ZSCORE", "Q:ready", ID], "0"), (["HGET", "Q:deliveries", ID], "0")],
+    ),
+    "queue/bury": CliCase(
+        keys=["Q:inflight", "Q:deliveries", "Q:dead", "Q:reasons", "Q:msgs"],
+        args=[ID, "1", "by hand", "100"],
+        prints="1",
+        before=[
+            ["HSET", "Q:deliveries", ID, "1"],
+            ["ZADD", "Q:inflight", "1", ID],
+            ["HSET", "Q:msgs", ID, "p"],
+        ],
+        after=[(["HGET", "Q:reasons", ID], "by hand"), (["ZCARD", "Q:dead"], "1")],
+    ),
+    "queue/requeue": CliCase(
+        keys=["Q:dead", "Q:reasons", "Q:deliveries", "Q:ready", "Q:marker"],
+        args=["ids", ID],
+        prints="1",
+        before=[
+            ["ZADD", "Q:dead", "5", ID],
+            ["HSET", "Q:reasons", ID, "why"],
+            ["HSET", "Q:deliveries", ID, "3"],
+        ],
+        after=[
+            (["ZSCORE", "Q:ready", ID], "0"),
+            (["EXISTS", "Q:reasons", "Q:dead"], "0"),
+        ],
+    ),
+    "queue/purge": CliCase(
+        keys=["Q:dead", "Q:reasons", "Q:deliveries", "Q:msgs"],
+        args=["10"],
+        prints="1",
+        before=[["ZADD", "Q:dead", "5", ID], ["HSET", "Q:msgs", ID, "p"]],
+        after=[(["EXISTS", "Q:dead", "Q:msgs"], "0")],
+    ),
+    "queue/dead": CliCase(
+        keys=["Q:dead", "Q:reasons", "Q:deliveries", "Q:msgs"],
+        args=["0", "10"],
+        prints=f"1\n{ID}\n5\n2\nwhy\np",
+        before=[
+            ["ZADD", "Q:dead", "5", ID],
+            ["HSET", "Q:msgs", ID, "p"],
+            ["HSET", "Q:reasons", ID, "why"],
+            ["HSET", "Q:deliveries", ID, "2"],
+        ],
+    ),
     "result/set": CliCase(
         keys=["res:{NAME}", "res:{NAME}:progress"],
         args=["payload", "60000"],
@@ -45,10 +136,9 @@ CASES: dict[str, CliCase] = {
 
 
 def redis_cli(target: LocalTopology, *words: str) -> str:
-    host, port = target.url.removeprefix("redis://").split(":")
     directory = scripts.catalog().directory.parent
     done = subprocess.run(
-        ["redis-cli", "-h", host, "-p", port, *words],
+        ["redis-cli", "-u", target.url, *words],
         cwd=directory,
         capture_output=True,
         text=True,
@@ -69,7 +159,7 @@ def test_script_runs_with_redis_cli_eval(
     case = CASES[name]
 
     def fill(words: list[str]) -> list[str]:
-        return [word.replace("NAME", unique) for word in words]
+        return [word.replace("Q:", "{NAME}:").replace("NAME", unique) for word in words]
 
     for command in case.before:
         redis_cli(single_redis, *fill(command))

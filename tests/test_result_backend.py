@@ -216,10 +216,17 @@ async def test_an_unserializable_value_raises_and_writes_nothing(
     make_backend: MakeBackend, unique: str
 ) -> None:
     backend = make_backend()
+    await backend.set_result(unique, success("earlier"))
+    await backend.set_progress(unique, TaskProgress(state=TaskState.STARTED, meta=1))
     with pytest.raises(ResultSerializationError, match=unique) as raised:
         await backend.set_result(unique, success(object()))
     assert "JSONSerializer" in str(raised.value)
-    assert await backend.is_result_ready(unique) is False
+    with pytest.raises(ResultSerializationError, match="progress"):
+        await backend.set_progress(unique, TaskProgress(state="x", meta=object()))
+    assert (await backend.get_result(unique)).return_value == "earlier"
+    progress = await backend.get_progress(unique)
+    assert progress is not None
+    assert progress.meta == 1
 
 
 async def test_data_the_serializer_cannot_read_raises_result_decode_error(
@@ -232,6 +239,9 @@ async def test_data_the_serializer_cannot_read_raises_result_decode_error(
     await endpoint.client.set(result_keys(None, unique)[0], b'{"unexpected": 1}')
     with pytest.raises(ResultDecodeError, match=unique):
         await backend.get_result(unique)
+    await endpoint.client.set(result_keys(None, unique)[1], b'{"meta": 1}')
+    with pytest.raises(ResultDecodeError, match="progress"):
+        await backend.get_progress(unique)
 
 
 async def test_prefix_str_names_the_keys(
@@ -241,6 +251,9 @@ async def test_prefix_str_names_the_keys(
     await backend.set_result(unique, success(1))
     assert await endpoint.client.exists(f"results:{{{unique}}}") == 1
     assert (await backend.get_result(unique)).return_value == 1
+    other = make_backend(prefix_str="other")
+    with pytest.raises(ResultIsMissingError):
+        await other.get_result(unique)
 
 
 async def test_the_backend_works_without_startup_and_after_script_flush(
@@ -257,6 +270,13 @@ async def test_results_of_a_cluster_spread_over_every_primary(
     cluster_redis: LocalTopology, unique: str
 ) -> None:
     backend = build_backend(cluster_redis)
+    try:
+        await _spread_over_primaries(backend, unique)
+    finally:
+        await backend.shutdown()
+
+
+async def _spread_over_primaries(backend: Backend, unique: str) -> None:
     await backend.startup()
     for number in range(30):
         await backend.set_result(f"{unique}-{number}", success(number))
@@ -269,7 +289,6 @@ async def test_results_of_a_cluster_spread_over_every_primary(
     assert len(per_node) == 3
     assert sum(per_node) == 30
     assert min(per_node) > 0
-    await backend.shutdown()
 
 
 async def test_a_taskiq_task_result_goes_through_the_backend(
@@ -314,7 +333,7 @@ def test_bad_options_are_refused_by_every_backend_class(
         lambda: RedisAsyncClusterResultBackend("http://localhost:6379"),
         lambda: RedisAsyncSentinelResultBackend([], "mymaster"),
         lambda: RedisAsyncSentinelResultBackend(
-            [("localhost", "26379")],  # type: ignore[list-item]
+            [("localhost", "port")],  # type: ignore[list-item]
             "mymaster",
         ),
     ],

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 import textwrap
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from redis._parsers import _AsyncHiredisParser, _AsyncRESP2Parser, _AsyncRESP3Parser
 from redis.asyncio import RedisCluster
 
 from taskiq_redis_lua import (
@@ -20,7 +20,7 @@ from taskiq_redis_lua import topology as topo
 from taskiq_redis_lua.keys import companion_key
 from taskiq_redis_lua.local_redis import LocalTopology
 
-from .conftest import connect
+from .conftest import OpenEndpoint
 
 ECHO = """\
 #!lua flags=no-writes
@@ -52,14 +52,26 @@ def echo(tmp_path: Path) -> scripts.Script:
     return scripts.ScriptCatalog(tmp_path)["demo/echo"]
 
 
-@pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
+@pytest.fixture(
+    params=[
+        (2, _AsyncHiredisParser),
+        (2, _AsyncRESP2Parser),
+        (3, _AsyncHiredisParser),
+        (3, _AsyncRESP3Parser),
+    ],
+    ids=["resp2-hiredis", "resp2-python", "resp3-hiredis", "resp3-python"],
+)
 async def any_protocol(
-    request: pytest.FixtureRequest, topology: LocalTopology
-) -> AsyncIterator[topo.Endpoint]:
-    """A client of each topology speaking RESP2 (redis-py 7) or RESP3 (redis-py 8)."""
-    endpoint = connect(topology, protocol=request.param)
-    yield endpoint
-    await endpoint.close()
+    request: pytest.FixtureRequest, topology: LocalTopology, open_endpoint: OpenEndpoint
+) -> topo.Endpoint:
+    """A client of each topology speaking RESP2 (redis-py 7's default) or RESP3
+    (redis-py 8's), with and without hiredis."""
+    protocol, parser = request.param
+    if topology.kind == "cluster":
+        if parser is not _AsyncHiredisParser:
+            pytest.skip("RedisCluster takes no parser_class; parsers run on the others")
+        return open_endpoint(topology, protocol=protocol)
+    return open_endpoint(topology, protocol=protocol, parser_class=parser)
 
 
 def test_every_shipped_script_has_a_complete_header() -> None:
@@ -185,10 +197,11 @@ async def test_a_declared_negative_code_raises_and_others_pass_through(
 
 
 async def test_the_registry_never_falls_back_to_eval(
-    single_redis: LocalTopology, unique: str
+    single_redis: LocalTopology, unique: str, open_endpoint: OpenEndpoint
 ) -> None:
-    endpoint = connect(single_redis)
-    client = endpoint.client
+    if not single_redis.processes:
+        pytest.skip("counts commands exactly: needs a server of its own, not REDIS_URL")
+    client = open_endpoint(single_redis).client
     item = scripts.script("result/set")
     keys = [companion_key(unique, "result"), companion_key(unique, "progress")]
 
@@ -201,4 +214,3 @@ async def test_the_registry_never_falls_back_to_eval(
     await scripts.run(client, item, keys, ["value", 0])
     assert await calls("eval") == evals_before
     assert await calls("evalsha") == evalshas_before + 2  # NOSCRIPT, then the retry
-    await endpoint.close()

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 import redis.exceptions
+from redis.asyncio import RedisCluster
 
 from taskiq_redis_lua import topology as topo
 from taskiq_redis_lua.local_redis import LocalTopology
 
-from .conftest import connect
+from .conftest import OpenEndpoint, connect
 
 
 async def test_a_blocking_read_outlives_redis_py_default_socket_timeout(
@@ -27,7 +29,13 @@ async def test_max_connection_pool_size_caps_the_pool_and_timeout_bounds_the_wai
     single_redis: LocalTopology, unique: str
 ) -> None:
     endpoint = topo.single_node(single_redis.url, 1, {"timeout": 0.2})
-    client = endpoint.client
+    try:
+        await _one_connection_only(endpoint.client, unique)
+    finally:
+        await endpoint.close()
+
+
+async def _one_connection_only(client: topo.Client, unique: str) -> None:
     holder = asyncio.ensure_future(client.blpop([unique], timeout=1))
     await asyncio.sleep(0.05)
     with pytest.raises(
@@ -36,26 +44,26 @@ async def test_max_connection_pool_size_caps_the_pool_and_timeout_bounds_the_wai
         await client.get(unique)
     assert await holder is None
     assert await client.get(unique) is None
-    await endpoint.close()
 
 
-async def test_connection_kwargs_reach_the_connections(topology: LocalTopology) -> None:
-    endpoint = connect(topology, client_name="taskiq-lua-test")
+async def test_connection_kwargs_reach_the_connections(
+    topology: LocalTopology, open_endpoint: OpenEndpoint
+) -> None:
+    endpoint = open_endpoint(topology, client_name="taskiq-lua-test")
     assert await endpoint.client.client_getname() in (
         "taskiq-lua-test",
         b"taskiq-lua-test",
     )
-    await endpoint.close()
 
 
 async def test_the_sentinel_client_talks_to_the_primary(
-    sentinel_redis: LocalTopology, unique: str
+    sentinel_redis: LocalTopology, unique: str, open_endpoint: OpenEndpoint
 ) -> None:
-    endpoint = connect(sentinel_redis)
+    endpoint = open_endpoint(sentinel_redis)
     await endpoint.client.set(unique, "written")
     replication = await endpoint.client.info("replication")
     assert replication["role"] == "master"
-    await endpoint.close()
+    assert replication["connected_slaves"] == 1
 
 
 @pytest.mark.parametrize(
@@ -75,3 +83,30 @@ async def test_the_sentinel_client_talks_to_the_primary(
 def test_bad_connection_options_get_a_clear_error(build: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         build()  # type: ignore[operator]
+
+
+async def test_closing_an_endpoint_closes_its_connections(
+    topology: LocalTopology, unique: str, open_endpoint: OpenEndpoint
+) -> None:
+    watcher = open_endpoint(topology).client
+    endpoint = connect(topology, client_name=unique)
+    await endpoint.client.ping()
+    await endpoint.client.set(unique, 1)
+
+    async def named_clients() -> int:
+        if isinstance(watcher, RedisCluster):
+            per_node: Any = await watcher.client_list(
+                target_nodes=RedisCluster.ALL_NODES
+            )
+            listing = [c for node in per_node.values() for c in node]
+        else:
+            listing = await watcher.client_list()
+        return sum(1 for connection in listing if connection["name"] == unique)
+
+    assert await named_clients() >= 1
+    await endpoint.close()
+    for _ in range(50):
+        if await named_clients() == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert await named_clients() == 0

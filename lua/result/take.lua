@@ -1,4 +1,4 @@
-#!lua
+#!lua flags=allow-oom
 --[[ take: read a task's result and delete it together with its progress.
   KEYS[1] result    STRING  serialized TaskiqResult
   KEYS[2] progress  STRING  serialized TaskProgress

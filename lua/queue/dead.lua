@@ -1,0 +1,25 @@
+#!lua flags=no-writes
+--[[ dead: list dead letters, oldest first, with what is known about them.
+  KEYS[1] dead        ZSET  message id -> time it died (ms)
+  KEYS[2] reasons     HASH  message id -> why it died
+  KEYS[3] deliveries  HASH  message id -> deliveries so far
+  KEYS[4] msgs        HASH  message id -> payload
+  ARGV[1] offset
+  ARGV[2] N, the most entries to return
+  Returns: {total, {id, died at (ms), deliveries, reason, payload, ...}}
+  Work: O(log M + N)
+]]
+local rcall = redis.call
+
+local first = tonumber(ARGV[1])
+local entries = {}
+local page = rcall("ZRANGE", KEYS[1], first, first + tonumber(ARGV[2]) - 1, "WITHSCORES")
+for i = 1, #page, 2 do
+  local id = page[i]
+  entries[#entries + 1] = id
+  entries[#entries + 1] = page[i + 1]
+  entries[#entries + 1] = rcall("HGET", KEYS[3], id) or "0"
+  entries[#entries + 1] = rcall("HGET", KEYS[2], id) or ""
+  entries[#entries + 1] = rcall("HGET", KEYS[4], id) or ""
+end
+return {rcall("ZCARD", KEYS[1]), entries}

@@ -1,0 +1,74 @@
+"""Riding out Redis outages: retryable errors, back-off with jitter, one log per outage.
+
+Capped exponential back-off with jitter, and one log line when an outage starts and
+one when it ends, instead of one per attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+
+from redis.exceptions import (
+    BusyLoadingError,
+    ClusterDownError,
+    ConnectionError,  # noqa: A004 - redis-py's, not the builtin
+    ReadOnlyError,
+    TimeoutError,  # noqa: A004
+    TryAgainError,
+)
+
+#: Errors that a later attempt may not meet: the server is away, loading, failing
+#: over, or the cluster is healing.
+RETRYABLE: tuple[type[Exception], ...] = (
+    ConnectionError,
+    TimeoutError,
+    BusyLoadingError,
+    ClusterDownError,
+    TryAgainError,
+    ReadOnlyError,
+    OSError,
+)
+
+
+class Backoff:
+    """Capped exponential back-off with jitter, logging each outage once."""
+
+    def __init__(
+        self,
+        what: str,
+        logger: logging.Logger,
+        *,
+        first: float = 0.05,
+        cap: float = 5.0,
+    ) -> None:
+        """Back off ``what`` (named in logs) from ``first`` up to ``cap`` seconds."""
+        self.what = what
+        self.logger = logger
+        self.first = first
+        self.cap = cap
+        self.failures = 0
+
+    async def failed(self, error: BaseException) -> None:
+        """Log the start of an outage once, then sleep before the next attempt."""
+        if self.failures == 0:
+            self.logger.warning(
+                "%s: Redis is unreachable (%s: %s); retrying with back-off",
+                self.what,
+                type(error).__name__,
+                error,
+            )
+        self.failures += 1
+        ceiling = min(self.cap, self.first * 2 ** min(self.failures, 30))
+        await asyncio.sleep(ceiling / 2 + random.uniform(0, ceiling / 2))  # noqa: S311
+
+    def succeeded(self) -> None:
+        """Log the end of an outage, if there was one."""
+        if self.failures:
+            self.logger.warning(
+                "%s: Redis is reachable again after %d failed attempt(s)",
+                self.what,
+                self.failures,
+            )
+            self.failures = 0

@@ -1,0 +1,634 @@
+"""Reliable list queue: leases, redelivery, dead letters, delay and priority.
+
+A message is stored once (``kick``), handed to one worker at a time with a lease
+(``pop``), and removed only by an ``ack`` that carries the delivery number it was
+handed out with. A worker renews the leases of what it holds; when a worker dies,
+its leases run out and the messages go to the next worker. Every transition is one
+script under ``lua/queue/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import partial
+from itertools import islice
+from typing import Any, TypeVar
+
+from taskiq import AckableMessage, AsyncBroker, AsyncResultBackend, BrokerMessage
+
+from taskiq_redis_lua import labels, options, scripts, topology
+from taskiq_redis_lua.backoff import RETRYABLE, Backoff
+from taskiq_redis_lua.keys import ListQueueKeys, list_queue_keys
+
+logger = logging.getLogger("taskiq_redis_lua.list_queue")
+
+_T = TypeVar("_T")
+
+_KICK = scripts.script("queue/kick")
+_POP = scripts.script("queue/pop")
+_ACK = scripts.script("queue/ack")
+_EXTEND = scripts.script("queue/extend")
+_RELEASE = scripts.script("queue/release")
+_BURY = scripts.script("queue/bury")
+_REQUEUE = scripts.script("queue/requeue")
+_PURGE = scripts.script("queue/purge")
+_DEAD = scripts.script("queue/dead")
+_SCRIPTS = [_KICK, _POP, _ACK, _EXTEND, _RELEASE, _BURY, _REQUEUE, _PURGE, _DEAD]
+
+#: Message ids per ack / extend / release / requeue call.
+_CHUNK = 500
+#: Delayed messages and expired leases moved back to ready by one pop.
+_PROMOTE_LIMIT = 1000
+#: Quiet waits after which an idle worker looks at the queue anyway, in case a
+#: wake-up was lost (a worker killed right after taking the marker).
+_QUIET_WAITS_BEFORE_LOOKING = 5
+#: Attempts to deliver an ack through a Redis outage before leaving the message to
+#: its lease.
+_ACK_ATTEMPTS = 8
+
+
+class QueueMessage(AckableMessage):
+    """A message handed out by a list queue; ``ack()`` removes it from Redis."""
+
+    id: str
+    queue: str
+    delivery: int
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message that will not be delivered again unless requeued."""
+
+    id: str
+    queue: str
+    died_at: datetime
+    deliveries: int
+    reason: str
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    id: str
+    delivery: int
+    payload: bytes
+
+
+def _chunks(items: Iterable[_T], size: int = _CHUNK) -> Iterable[list[_T]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _flat(pairs: Iterable[tuple[str, int]]) -> list[str | int]:
+    return [item for pair in pairs for item in pair]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class _ListQueue(AsyncBroker):
+    """The list queue broker. The public classes differ only in how they connect."""
+
+    def __init__(
+        self,
+        endpoint: topology.Endpoint,
+        *,
+        queue_name: str,
+        result_backend: AsyncResultBackend[Any] | None,
+        task_id_generator: Callable[[], str] | None,
+        visibility_timeout: float,
+        max_deliveries: int,
+        fetch_batch_size: int,
+        max_dead_letters: int,
+        block_timeout: float,
+    ) -> None:
+        super().__init__(
+            result_backend=result_backend, task_id_generator=task_id_generator
+        )
+        self.queue_name = options.queue_name("queue_name", queue_name)
+        self.visibility_timeout = options.positive_seconds(
+            "visibility_timeout", visibility_timeout
+        )
+        self.max_deliveries = options.positive_int("max_deliveries", max_deliveries)
+        self.fetch_batch_size = options.positive_int(
+            "fetch_batch_size", fetch_batch_size
+        )
+        self.max_dead_letters = options.positive_int(
+            "max_dead_letters", max_dead_letters
+        )
+        self.block_timeout = options.positive_seconds("block_timeout", block_timeout)
+        if (
+            endpoint.socket_timeout is not None
+            and block_timeout >= endpoint.socket_timeout
+        ):
+            raise ValueError(
+                f"block_timeout ({block_timeout} s) must be shorter than socket_timeout"
+                f" ({endpoint.socket_timeout} s), or every idle wait ends in a timeout",
+            )
+        self.endpoint = endpoint
+        self._keys = list_queue_keys(self.queue_name)
+        self._held: dict[str, int] = {}
+        self._keeper: asyncio.Task[None] | None = None
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def startup(self) -> None:
+        """Load the queue's scripts (calls also work without this)."""
+        await super().startup()
+        try:
+            await scripts.load(self.endpoint.client, _SCRIPTS)
+        except RETRYABLE as error:
+            logger.warning(
+                "Could not load the Lua scripts yet (%s); they load on use", error
+            )
+
+    async def shutdown(self) -> None:
+        """Put back what this process holds but did not finish, then disconnect."""
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
+            self._keeper = None
+        if self._held:
+            held = list(self._held.items())
+            logger.info(
+                "Returning %d unfinished message(s) to %s", len(held), self.queue_name
+            )
+            await self._release(held)
+        await super().shutdown()
+        await self.endpoint.close()
+
+    # -- sending -----------------------------------------------------------------
+
+    async def kick(self, message: BrokerMessage) -> None:
+        """Store the message and queue it, honouring queue_name, priority and delay."""
+        keys = self._keys_for(message.labels.get("queue_name"))
+        await scripts.run(
+            self.endpoint.client,
+            _KICK,
+            [keys.seq, keys.msgs, keys.ready, keys.delayed, keys.marker],
+            [
+                message.message,
+                labels.priority(message.labels.get("priority")),
+                labels.delay_ms(message.labels.get("delay")),
+            ],
+        )
+
+    # -- receiving ---------------------------------------------------------------
+
+    async def listen(self) -> AsyncGenerator[QueueMessage, None]:
+        """Yield messages as they become ready; each must be acked to be removed."""
+        self._start_keeper()
+        pending: deque[_Delivery] = deque()
+        try:
+            while True:
+                if not pending:
+                    pending.extend(await self._fetch())
+                    continue
+                delivery = pending.popleft()
+                if not await self._admissible(delivery):
+                    continue
+                yield QueueMessage(
+                    data=delivery.payload,
+                    ack=partial(self._ack, delivery.id, delivery.delivery),
+                    id=delivery.id,
+                    queue=self.queue_name,
+                    delivery=delivery.delivery,
+                )
+        finally:
+            if pending:
+                await self._release([(d.id, d.delivery) for d in pending])
+
+    async def _fetch(self) -> list[_Delivery]:
+        """Wait until the queue hands out at least one message; ride out outages."""
+        backoff = Backoff(f"listening on {self.queue_name}", logger)
+        look = True
+        quiet_waits = 0
+        due_at: float | None = None
+        while True:
+            try:
+                if look:
+                    batch, wait_ms = await self._pop()
+                    backoff.succeeded()
+                    if batch:
+                        return batch
+                    due_at = None if wait_ms < 0 else time.monotonic() + wait_ms / 1000
+                timeout = self.block_timeout
+                if due_at is not None:
+                    timeout = min(timeout, due_at - time.monotonic())
+                waiting_for_due = timeout < self.block_timeout
+                woke = None
+                if timeout > 0.001:
+                    woke = await self.endpoint.client.bzpopmin(
+                        [self._keys.marker], timeout=timeout
+                    )
+                backoff.succeeded()
+            except RETRYABLE as error:
+                await backoff.failed(error)
+                look = True
+                continue
+            quiet_waits = 0 if woke or waiting_for_due else quiet_waits + 1
+            look = (
+                bool(woke)
+                or waiting_for_due
+                or quiet_waits >= _QUIET_WAITS_BEFORE_LOOKING
+            )
+            if look:
+                quiet_waits = 0
+
+    async def _pop(self) -> tuple[list[_Delivery], int]:
+        """Run the pop script; if cancelled meanwhile, give its messages back."""
+        keys = self._keys
+        call = asyncio.ensure_future(
+            scripts.run(
+                self.endpoint.client,
+                _POP,
+                [
+                    keys.ready,
+                    keys.delayed,
+                    keys.inflight,
+                    keys.msgs,
+                    keys.deliveries,
+                    keys.dead,
+                    keys.reasons,
+                    keys.marker,
+                ],
+                [
+                    round(self.visibility_timeout * 1000),
+                    self.fetch_batch_size,
+                    self.max_deliveries,
+                    _PROMOTE_LIMIT,
+                    self.max_dead_letters,
+                ],
+            )
+        )
+        try:
+            reply = await asyncio.shield(call)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                handed, _ = self._take(await call)
+                await self._release([(d.id, d.delivery) for d in handed])
+            raise
+        return self._take(reply)
+
+    def _take(self, reply: Sequence[Any]) -> tuple[list[_Delivery], int]:
+        wait_ms, handed, buried = int(reply[0]), reply[1], reply[2]
+        for index in range(0, len(buried), 2):
+            logger.warning(
+                "Message %s of %s is now a dead letter: %s",
+                _text(buried[index]),
+                self.queue_name,
+                _text(buried[index + 1]),
+            )
+        deliveries = [
+            _Delivery(
+                id=_text(handed[i]), delivery=int(handed[i + 1]), payload=handed[i + 2]
+            )
+            for i in range(0, len(handed), 3)
+        ]
+        for delivery in deliveries:
+            self._held[delivery.id] = delivery.delivery
+        return deliveries, wait_ms
+
+    async def _admissible(self, delivery: _Delivery) -> bool:
+        """Bury a message that taskiq could not run instead of letting it vanish."""
+        try:
+            task_message = self.formatter.loads(delivery.payload)
+        except Exception as error:  # noqa: BLE001 - any decoding failure buries it
+            await self._bury(
+                delivery, f"undecodable payload: {type(error).__name__}: {error}"
+            )
+            return False
+        if self.is_worker_process and self.find_task(task_message.task_name) is None:
+            await self._bury(delivery, f"unknown task {task_message.task_name!r}")
+            return False
+        return True
+
+    # -- settling ----------------------------------------------------------------
+
+    async def _ack(self, message_id: str, delivery: int) -> None:
+        keys = self._keys
+        backoff = Backoff(f"acking {message_id} on {self.queue_name}", logger)
+        for attempt in range(_ACK_ATTEMPTS):
+            try:
+                removed = await scripts.run(
+                    self.endpoint.client,
+                    _ACK,
+                    [keys.ready, keys.inflight, keys.msgs, keys.deliveries],
+                    [message_id, delivery],
+                )
+            except RETRYABLE as error:
+                if attempt + 1 == _ACK_ATTEMPTS:
+                    logger.warning(
+                        "Could not ack message %s of %s (%s); it will run again once"
+                        " its lease expires",
+                        message_id,
+                        self.queue_name,
+                        error,
+                    )
+                    break
+                await backoff.failed(error)
+            else:
+                backoff.succeeded()
+                if not removed:
+                    logger.info(
+                        "Ack of message %s (delivery %d) of %s came after it was handed"
+                        " out again",
+                        message_id,
+                        delivery,
+                        self.queue_name,
+                    )
+                break
+        self._forget(message_id, delivery)
+
+    async def _bury(self, delivery: _Delivery, reason: str) -> None:
+        keys = self._keys
+        logger.warning(
+            "Message %s of %s is now a dead letter: %s",
+            delivery.id,
+            self.queue_name,
+            reason,
+        )
+        await scripts.run(
+            self.endpoint.client,
+            _BURY,
+            [keys.inflight, keys.deliveries, keys.dead, keys.reasons, keys.msgs],
+            [delivery.id, delivery.delivery, reason, self.max_dead_letters],
+        )
+        self._forget(delivery.id, delivery.delivery)
+
+    async def _release(self, held: Sequence[tuple[str, int]]) -> None:
+        """Put messages back in front of the queue; their delivery does not count."""
+        keys = self._keys
+        try:
+            for chunk in _chunks(held):
+                await scripts.run(
+                    self.endpoint.client,
+                    _RELEASE,
+                    [keys.ready, keys.inflight, keys.deliveries, keys.marker],
+                    _flat(chunk),
+                )
+        except RETRYABLE as error:
+            logger.warning(
+                "Could not return %d message(s) to %s (%s); they run again once their"
+                " lease expires",
+                len(held),
+                self.queue_name,
+                error,
+            )
+        for message_id, delivery in held:
+            self._forget(message_id, delivery)
+
+    def _forget(self, message_id: str, delivery: int) -> None:
+        if self._held.get(message_id) == delivery:
+            del self._held[message_id]
+
+    # -- leases ------------------------------------------------------------------
+
+    def _start_keeper(self) -> None:
+        if self._keeper is None or self._keeper.done():
+            self._keeper = asyncio.create_task(
+                self._keep_leases(), name=f"lease keeper of {self.queue_name}"
+            )
+
+    async def _keep_leases(self) -> None:
+        """Renew the leases of every message this process holds, in a few calls."""
+        keys = self._keys
+        lease_ms = round(self.visibility_timeout * 1000)
+        while True:
+            await asyncio.sleep(self.visibility_timeout / 3)
+            for chunk in _chunks(list(self._held.items())):
+                try:
+                    lost = await scripts.run(
+                        self.endpoint.client,
+                        _EXTEND,
+                        [keys.inflight, keys.deliveries],
+                        [lease_ms, *_flat(chunk)],
+                    )
+                except Exception as error:  # noqa: BLE001 - the keeper must go on
+                    logger.warning(
+                        "Could not renew leases on %s: %s", self.queue_name, error
+                    )
+                    break
+                held = dict(chunk)
+                for raw in lost:
+                    message_id = _text(raw)
+                    if self._held.get(message_id) == held[message_id]:
+                        del self._held[message_id]
+                        logger.warning(
+                            "Lost the lease of message %s of %s: it may run twice",
+                            message_id,
+                            self.queue_name,
+                        )
+
+    # -- dead letters --------------------------------------------------------------
+
+    def _keys_for(self, queue_name: str | None) -> ListQueueKeys:
+        if queue_name is None:
+            return self._keys
+        return list_queue_keys(options.queue_name("queue_name label", queue_name))
+
+    async def count_dead(self, queue_name: str | None = None) -> int:
+        """Return the number of dead letters of the queue."""
+        return int(await self.endpoint.client.zcard(self._keys_for(queue_name).dead))
+
+    async def list_dead(
+        self,
+        limit: int = 100,
+        offset: int = 0,
+        queue_name: str | None = None,
+    ) -> list[DeadLetter]:
+        """Return up to ``limit`` dead letters, oldest first, from ``offset``."""
+        keys = self._keys_for(queue_name)
+        _, entries = await scripts.run(
+            self.endpoint.client,
+            _DEAD,
+            [keys.dead, keys.reasons, keys.deliveries, keys.msgs],
+            [offset, limit],
+        )
+        return [
+            DeadLetter(
+                id=_text(entries[i]),
+                queue=queue_name or self.queue_name,
+                died_at=datetime.fromtimestamp(
+                    int(entries[i + 1]) / 1000, tz=timezone.utc
+                ),
+                deliveries=int(entries[i + 2]),
+                reason=_text(entries[i + 3]),
+                payload=entries[i + 4],
+            )
+            for i in range(0, len(entries), 5)
+        ]
+
+    async def requeue_dead(
+        self,
+        ids: Iterable[str] | None = None,
+        queue_name: str | None = None,
+    ) -> int:
+        """Move dead letters back to ready (``ids``, or all); return how many moved."""
+        keys = self._keys_for(queue_name)
+        target = [keys.dead, keys.reasons, keys.deliveries, keys.ready, keys.marker]
+        client = self.endpoint.client
+        moved = 0
+        if ids is not None:
+            for chunk in _chunks(ids):
+                moved += await scripts.run(client, _REQUEUE, target, ["ids", *chunk])
+            return moved
+        for _ in range(await self.count_dead(queue_name) // _CHUNK + 1):
+            step = await scripts.run(client, _REQUEUE, target, ["oldest", _CHUNK])
+            moved += step
+            if not step:
+                break
+        return moved
+
+    async def purge_dead(self, queue_name: str | None = None) -> int:
+        """Delete every dead letter of the queue for good; return how many."""
+        keys = self._keys_for(queue_name)
+        target = [keys.dead, keys.reasons, keys.deliveries, keys.msgs]
+        purged = 0
+        for _ in range(await self.count_dead(queue_name) // _CHUNK + 1):
+            step = await scripts.run(self.endpoint.client, _PURGE, target, [_CHUNK])
+            purged += step
+            if not step:
+                break
+        return purged
+
+
+class ListQueueBroker(_ListQueue):
+    """Reliable list queue on a single Redis server."""
+
+    def __init__(
+        self,
+        url: str,
+        task_id_generator: Callable[[], str] | None = None,
+        result_backend: AsyncResultBackend[Any] | None = None,
+        queue_name: str = "taskiq",
+        max_connection_pool_size: int | None = None,
+        *,
+        visibility_timeout: float = 30.0,
+        max_deliveries: int = 5,
+        fetch_batch_size: int = 10,
+        max_dead_letters: int = 10_000,
+        block_timeout: float = 2.0,
+        **connection_kwargs: Any,
+    ) -> None:
+        """Connect to ``url``; the first five parameters are taskiq-redis's.
+
+        :param url: ``redis://``, ``rediss://`` or ``unix://`` URL.
+        :param task_id_generator: custom task id generator.
+        :param result_backend: result backend (or use ``with_result_backend``).
+        :param queue_name: the queue to send to and listen on.
+        :param max_connection_pool_size: cap on the connection pool (None: no cap).
+            A worker holds one connection while it waits, so allow at least two.
+        :param visibility_timeout: seconds a handed-out message stays leased before
+            it goes to another worker. A living worker renews the leases of what it
+            holds every third of this, so it only bounds how long a dead worker's
+            messages wait.
+        :param max_deliveries: a message handed out this often without an ack (its
+            workers died) becomes a dead letter instead of being delivered again.
+        :param fetch_batch_size: messages one pop takes at once.
+        :param max_dead_letters: dead letters kept; the oldest are dropped beyond it.
+        :param block_timeout: seconds an idle worker waits for a wake-up before it
+            looks again; it must be shorter than the socket timeout.
+        :param connection_kwargs: passed to redis-py's ``BlockingConnectionPool``.
+        """
+        super().__init__(
+            topology.single_node(url, max_connection_pool_size, connection_kwargs),
+            queue_name=queue_name,
+            result_backend=result_backend,
+            task_id_generator=task_id_generator,
+            visibility_timeout=visibility_timeout,
+            max_deliveries=max_deliveries,
+            fetch_batch_size=fetch_batch_size,
+            max_dead_letters=max_dead_letters,
+            block_timeout=block_timeout,
+        )
+
+
+class ListQueueClusterBroker(_ListQueue):
+    """Reliable list queue on a Redis Cluster; each queue lives in one slot."""
+
+    def __init__(
+        self,
+        url: str,
+        queue_name: str = "taskiq",
+        max_connection_pool_size: int = 2**31,
+        *,
+        result_backend: AsyncResultBackend[Any] | None = None,
+        task_id_generator: Callable[[], str] | None = None,
+        visibility_timeout: float = 30.0,
+        max_deliveries: int = 5,
+        fetch_batch_size: int = 10,
+        max_dead_letters: int = 10_000,
+        block_timeout: float = 2.0,
+        **connection_kwargs: Any,
+    ) -> None:
+        """Connect to the cluster ``url`` belongs to; see :class:`ListQueueBroker`.
+
+        ``max_connection_pool_size`` caps the connections per node.
+        """
+        super().__init__(
+            topology.cluster(
+                url, {"max_connections": max_connection_pool_size, **connection_kwargs}
+            ),
+            queue_name=queue_name,
+            result_backend=result_backend,
+            task_id_generator=task_id_generator,
+            visibility_timeout=visibility_timeout,
+            max_deliveries=max_deliveries,
+            fetch_batch_size=fetch_batch_size,
+            max_dead_letters=max_dead_letters,
+            block_timeout=block_timeout,
+        )
+
+
+class ListQueueSentinelBroker(_ListQueue):
+    """Reliable list queue on the primary that Redis Sentinel names."""
+
+    def __init__(
+        self,
+        sentinels: list[tuple[str, int]],
+        master_name: str,
+        result_backend: AsyncResultBackend[Any] | None = None,
+        task_id_generator: Callable[[], str] | None = None,
+        queue_name: str = "taskiq",
+        min_other_sentinels: int = 0,
+        sentinel_kwargs: Any | None = None,
+        *,
+        visibility_timeout: float = 30.0,
+        max_deliveries: int = 5,
+        fetch_batch_size: int = 10,
+        max_dead_letters: int = 10_000,
+        block_timeout: float = 2.0,
+        **connection_kwargs: Any,
+    ) -> None:
+        """Connect through ``sentinels`` to ``master_name``.
+
+        Other parameters as in :class:`ListQueueBroker`.
+        """
+        super().__init__(
+            topology.sentinel(
+                sentinels,
+                master_name,
+                min_other_sentinels,
+                sentinel_kwargs,
+                connection_kwargs,
+            ),
+            queue_name=queue_name,
+            result_backend=result_backend,
+            task_id_generator=task_id_generator,
+            visibility_timeout=visibility_timeout,
+            max_deliveries=max_deliveries,
+            fetch_batch_size=fetch_batch_size,
+            max_dead_letters=max_dead_letters,
+            block_timeout=block_timeout,
+        )

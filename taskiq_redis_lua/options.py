@@ -1,0 +1,31 @@
+"""Checks of constructor options: a clear ValueError that names the parameter."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def positive_seconds(name: str, value: Any) -> float:
+    """Return ``value`` as seconds if it is a finite number above zero."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be more than zero seconds, got {value!r}")
+    return float(value)
+
+
+def positive_int(name: str, value: Any) -> int:
+    """Return ``value`` if it is a whole number of at least 1."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be a whole number, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value!r}")
+    return value
+
+
+def queue_name(name: str, value: Any) -> str:
+    """Return ``value`` if it can name a queue (a non-empty string)."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    return value

@@ -1,0 +1,285 @@
+"""lua/queue/*.lua through the registry, on every topology."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from taskiq_redis_lua import ScriptReplyError, scripts
+from taskiq_redis_lua import topology as topo
+from taskiq_redis_lua.keys import ListQueueKeys, list_queue_keys
+
+S = {name: scripts.script(f"queue/{name}") for name in (
+    "kick", "pop", "ack", "extend", "release", "bury", "requeue", "purge", "dead",
+)}  # fmt: skip
+
+
+class Queue:
+    """Calls each queue script with the keys its header asks for."""
+
+    def __init__(self, endpoint: topo.Endpoint, name: str) -> None:
+        self.client = endpoint.client
+        self.k: ListQueueKeys = list_queue_keys(name)
+
+    async def kick(self, payload: str, priority: int = 0, delay_ms: int = 0) -> str:
+        k = self.k
+        keys = [k.seq, k.msgs, k.ready, k.delayed, k.marker]
+        reply = await scripts.run(
+            self.client, S["kick"], keys, [payload, priority, delay_ms]
+        )
+        return reply.decode() if isinstance(reply, bytes) else str(reply)
+
+    async def pop(
+        self,
+        lease_ms: int = 60_000,
+        n: int = 10,
+        max_deliveries: int = 5,
+        max_dead: int = 100,
+    ) -> tuple[int, list[tuple[str, int, bytes]], list[tuple[str, str]]]:
+        k = self.k
+        keys = [
+            k.ready,
+            k.delayed,
+            k.inflight,
+            k.msgs,
+            k.deliveries,
+            k.dead,
+            k.reasons,
+            k.marker,
+        ]
+        wait, handed, buried = await scripts.run(
+            self.client, S["pop"], keys, [lease_ms, n, max_deliveries, 1000, max_dead]
+        )
+        return (
+            int(wait),
+            [
+                (handed[i].decode(), int(handed[i + 1]), handed[i + 2])
+                for i in range(0, len(handed), 3)
+            ],
+            [
+                (buried[i].decode(), buried[i + 1].decode())
+                for i in range(0, len(buried), 2)
+            ],
+        )
+
+    async def ack(self, *pairs: Any) -> int:
+        k = self.k
+        keys = [k.ready, k.inflight, k.msgs, k.deliveries]
+        return int(await scripts.run(self.client, S["ack"], keys, list(pairs)))
+
+    async def extend(self, lease_ms: int, *pairs: Any) -> list[str]:
+        k = self.k
+        lost = await scripts.run(
+            self.client, S["extend"], [k.inflight, k.deliveries], [lease_ms, *pairs]
+        )
+        return [item.decode() for item in lost]
+
+    async def release(self, *pairs: Any) -> int:
+        k = self.k
+        keys = [k.ready, k.inflight, k.deliveries, k.marker]
+        return int(await scripts.run(self.client, S["release"], keys, list(pairs)))
+
+    async def bury(
+        self, message_id: str, delivery: int, reason: str, max_dead: int = 100
+    ) -> int:
+        k = self.k
+        keys = [k.inflight, k.deliveries, k.dead, k.reasons, k.msgs]
+        return int(
+            await scripts.run(
+                self.client, S["bury"], keys, [message_id, delivery, reason, max_dead]
+            )
+        )
+
+    async def requeue(self, *args: Any) -> int:
+        k = self.k
+        keys = [k.dead, k.reasons, k.deliveries, k.ready, k.marker]
+        return int(await scripts.run(self.client, S["requeue"], keys, list(args)))
+
+    async def purge(self, n: int) -> int:
+        k = self.k
+        keys = [k.dead, k.reasons, k.deliveries, k.msgs]
+        return int(await scripts.run(self.client, S["purge"], keys, [n]))
+
+    async def dead(self, offset: int = 0, n: int = 10) -> tuple[int, list[Any]]:
+        k = self.k
+        keys = [k.dead, k.reasons, k.deliveries, k.msgs]
+        total, entries = await scripts.run(self.client, S["dead"], keys, [offset, n])
+        return int(total), entries
+
+
+@pytest.fixture
+def queue(endpoint: topo.Endpoint, unique: str) -> Queue:
+    return Queue(endpoint, unique)
+
+
+async def test_kick_gives_ordered_ids_that_carry_the_priority(queue: Queue) -> None:
+    first = await queue.kick("a")
+    second = await queue.kick("b", priority=-3)
+    assert first == "0000000000000001:0"
+    assert second == "0000000000000002:-3"
+    assert await queue.client.hget(queue.k.msgs, first) == b"a"
+    assert await queue.client.zscore(queue.k.marker, "0") == 0
+
+
+async def test_kick_refuses_priorities_and_delays_that_are_not_whole_numbers(
+    queue: Queue,
+) -> None:
+    with pytest.raises(ScriptReplyError, match="TRL_BADARG"):
+        await queue.kick("a", priority="high")  # type: ignore[arg-type]
+    with pytest.raises(ScriptReplyError, match="TRL_BADARG"):
+        await queue.kick("a", delay_ms=-5)
+    assert await queue.client.exists(queue.k.msgs) == 0
+
+
+async def test_pop_hands_out_by_priority_then_arrival_with_a_lease(
+    queue: Queue,
+) -> None:
+    for payload, priority in [("low", -1), ("first", 0), ("urgent", 5), ("second", 0)]:
+        await queue.kick(payload, priority)
+    wait, handed, buried = await queue.pop(lease_ms=10_000, n=10)
+    assert [payload for _, _, payload in handed] == [
+        b"urgent",
+        b"first",
+        b"second",
+        b"low",
+    ]
+    assert {delivery for _, delivery, _ in handed} == {1}
+    assert (wait, buried) == (0, [])
+    assert await queue.client.zcard(queue.k.inflight) == 4
+    lease = await queue.client.zscore(queue.k.inflight, handed[0][0])
+    time_now = await queue.client.time()
+    now_ms = time_now[0] * 1000 + time_now[1] // 1000
+    assert lease is not None
+    assert 9_000 < lease - now_ms <= 10_000
+
+
+async def test_pop_takes_at_most_n_and_rearms_the_marker_for_the_rest(
+    queue: Queue,
+) -> None:
+    for n in range(3):
+        await queue.kick(f"m{n}")
+    await queue.client.delete(queue.k.marker)
+    _, handed, _ = await queue.pop(n=2)
+    assert len(handed) == 2
+    assert await queue.client.zcard(queue.k.marker) == 1
+
+
+async def test_pop_on_an_empty_queue_says_how_long_until_something_is_due(
+    queue: Queue,
+) -> None:
+    assert (await queue.pop())[0] == -1
+    await queue.kick("later", delay_ms=5_000)
+    wait, handed, _ = await queue.pop()
+    assert handed == []
+    assert 4_000 < wait <= 5_000
+
+
+async def test_pop_promotes_due_delayed_messages_and_expired_leases(
+    queue: Queue,
+) -> None:
+    await queue.kick("delayed", delay_ms=100)
+    await queue.kick("leased")
+    _, handed, _ = await queue.pop(lease_ms=100)
+    assert [p for _, _, p in handed] == [b"leased"]
+    await asyncio.sleep(0.15)
+    _, handed, _ = await queue.pop()
+    assert sorted((p, d) for _, d, p in handed) == [(b"delayed", 1), (b"leased", 2)]
+
+
+async def test_pop_buries_a_message_delivered_too_often(queue: Queue) -> None:
+    message_id = await queue.kick("poison")
+    for _ in range(2):
+        _, handed, _ = await queue.pop(lease_ms=1, max_deliveries=2)
+        assert handed
+        await asyncio.sleep(0.01)
+    _, handed, buried = await queue.pop(lease_ms=1, max_deliveries=2)
+    assert handed == []
+    assert buried == [(message_id, "delivered 2 times without an ack")]
+    assert await queue.client.zscore(queue.k.dead, message_id) is not None
+
+
+async def test_pop_buries_a_message_whose_payload_is_gone(queue: Queue) -> None:
+    message_id = await queue.kick("lost")
+    await queue.client.hdel(queue.k.msgs, message_id)
+    _, handed, buried = await queue.pop()
+    assert handed == []
+    assert buried == [(message_id, "payload missing")]
+
+
+async def test_pop_keeps_at_most_max_dead_letters(queue: Queue) -> None:
+    ids = [await queue.kick(f"m{n}") for n in range(3)]
+    for message_id in ids:
+        await queue.client.hdel(queue.k.msgs, message_id)
+    await queue.pop(max_dead=2)
+    dead = await queue.client.zrange(queue.k.dead, 0, -1)
+    assert dead == [message_id.encode() for message_id in ids[1:]]
+    assert await queue.client.hexists(queue.k.reasons, ids[0]) is False
+
+
+async def test_ack_removes_only_with_the_current_delivery_number(queue: Queue) -> None:
+    message_id = await queue.kick("work")
+    await queue.pop(lease_ms=1)
+    await asyncio.sleep(0.01)
+    _, handed, _ = await queue.pop()
+    assert handed[0][1] == 2
+    assert await queue.ack(message_id, 1) == 0
+    assert await queue.client.zscore(queue.k.inflight, message_id) is not None
+    assert await queue.ack(message_id, 2) == 1
+    for key in (queue.k.inflight, queue.k.ready):
+        assert await queue.client.zcard(key) == 0
+    for key in (queue.k.msgs, queue.k.deliveries):
+        assert await queue.client.hlen(key) == 0
+
+
+async def test_extend_renews_held_leases_and_reports_lost_ones(queue: Queue) -> None:
+    held = await queue.kick("held")
+    taken = await queue.kick("taken by another")
+    await queue.pop(lease_ms=1_000)
+    await queue.client.hincrby(queue.k.deliveries, taken, 1)  # handed out again
+    lost = await queue.extend(30_000, held, 1, taken, 1, "never-existed", 1)
+    assert lost == [taken, "never-existed"]
+    lease = await queue.client.zscore(queue.k.inflight, held)
+    old_lease = await queue.client.zscore(queue.k.inflight, taken)
+    assert lease is not None
+    assert old_lease is not None
+    assert lease - old_lease > 25_000
+
+
+async def test_release_puts_messages_back_in_front_without_counting_the_delivery(
+    queue: Queue,
+) -> None:
+    first = await queue.kick("first")
+    await queue.kick("second")
+    _, handed, _ = await queue.pop(n=1)
+    await queue.client.delete(queue.k.marker)
+    assert await queue.release(first, 1, "unknown", 1) == 1
+    assert await queue.client.hget(queue.k.deliveries, first) == b"0"
+    assert await queue.client.zcard(queue.k.marker) == 1
+    _, handed, _ = await queue.pop(n=1)
+    assert handed == [(first, 1, b"first")]
+
+
+async def test_bury_then_requeue_then_purge(queue: Queue) -> None:
+    ids = [await queue.kick(f"m{n}") for n in range(3)]
+    await queue.pop()
+    for message_id in ids:
+        assert await queue.bury(message_id, 1, "task crashed") == 1
+    assert await queue.bury(ids[0], 1, "again") == 0
+    total, entries = await queue.dead(offset=1, n=1)
+    assert total == 3
+    assert entries[0] == ids[1].encode()
+    assert entries[2:] == [b"1", b"task crashed", b"m1"]
+    assert await queue.requeue("ids", ids[0], "not-dead") == 1
+    assert await queue.requeue("oldest", 1) == 1
+    _, handed, _ = await queue.pop()
+    assert [(i, d) for i, d, _ in handed] == [(ids[0], 1), (ids[1], 1)]
+    assert await queue.purge(10) == 1
+    assert await queue.client.hlen(queue.k.msgs) == 2
+    assert await queue.dead() == (0, [])
+
+
+async def test_requeue_refuses_an_unknown_mode(queue: Queue) -> None:
+    with pytest.raises(ScriptReplyError, match="mode must be ids or oldest"):
+        await queue.requeue("everything")
