@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
@@ -55,8 +55,9 @@ _ACK_ATTEMPTS = 8
 
 
 class QueueMessage(AckableMessage):
-    """A message handed out by a list queue; ``ack()`` removes it from Redis."""
+    """A message handed out by a list queue; ``await ack()`` removes it from Redis."""
 
+    ack: Callable[[], Awaitable[None]]
     id: str
     queue: str
     delivery: int

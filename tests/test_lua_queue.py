@@ -3,110 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 
-from taskiq_redis_lua import ScriptReplyError, scripts
+from taskiq_redis_lua import ScriptReplyError
 from taskiq_redis_lua import topology as topo
-from taskiq_redis_lua.keys import ListQueueKeys, list_queue_keys
 
-S = {name: scripts.script(f"queue/{name}") for name in (
-    "kick", "pop", "ack", "extend", "release", "bury", "requeue", "purge", "dead",
-)}  # fmt: skip
-
-
-class Queue:
-    """Calls each queue script with the keys its header asks for."""
-
-    def __init__(self, endpoint: topo.Endpoint, name: str) -> None:
-        self.client = endpoint.client
-        self.k: ListQueueKeys = list_queue_keys(name)
-
-    async def kick(self, payload: str, priority: int = 0, delay_ms: int = 0) -> str:
-        k = self.k
-        keys = [k.seq, k.msgs, k.ready, k.delayed, k.marker]
-        reply = await scripts.run(
-            self.client, S["kick"], keys, [payload, priority, delay_ms]
-        )
-        return reply.decode() if isinstance(reply, bytes) else str(reply)
-
-    async def pop(
-        self,
-        lease_ms: int = 60_000,
-        n: int = 10,
-        max_deliveries: int = 5,
-        max_dead: int = 100,
-    ) -> tuple[int, list[tuple[str, int, bytes]], list[tuple[str, str]]]:
-        k = self.k
-        keys = [
-            k.ready,
-            k.delayed,
-            k.inflight,
-            k.msgs,
-            k.deliveries,
-            k.dead,
-            k.reasons,
-            k.marker,
-        ]
-        wait, handed, buried = await scripts.run(
-            self.client, S["pop"], keys, [lease_ms, n, max_deliveries, 1000, max_dead]
-        )
-        return (
-            int(wait),
-            [
-                (handed[i].decode(), int(handed[i + 1]), handed[i + 2])
-                for i in range(0, len(handed), 3)
-            ],
-            [
-                (buried[i].decode(), buried[i + 1].decode())
-                for i in range(0, len(buried), 2)
-            ],
-        )
-
-    async def ack(self, *pairs: Any) -> int:
-        k = self.k
-        keys = [k.ready, k.inflight, k.msgs, k.deliveries]
-        return int(await scripts.run(self.client, S["ack"], keys, list(pairs)))
-
-    async def extend(self, lease_ms: int, *pairs: Any) -> list[str]:
-        k = self.k
-        lost = await scripts.run(
-            self.client, S["extend"], [k.inflight, k.deliveries], [lease_ms, *pairs]
-        )
-        return [item.decode() for item in lost]
-
-    async def release(self, *pairs: Any) -> int:
-        k = self.k
-        keys = [k.ready, k.inflight, k.deliveries, k.marker]
-        return int(await scripts.run(self.client, S["release"], keys, list(pairs)))
-
-    async def bury(
-        self, message_id: str, delivery: int, reason: str, max_dead: int = 100
-    ) -> int:
-        k = self.k
-        keys = [k.inflight, k.deliveries, k.dead, k.reasons, k.msgs]
-        return int(
-            await scripts.run(
-                self.client, S["bury"], keys, [message_id, delivery, reason, max_dead]
-            )
-        )
-
-    async def requeue(self, *args: Any) -> int:
-        k = self.k
-        keys = [k.dead, k.reasons, k.deliveries, k.ready, k.marker]
-        return int(await scripts.run(self.client, S["requeue"], keys, list(args)))
-
-    async def purge(self, n: int) -> int:
-        k = self.k
-        keys = [k.dead, k.reasons, k.deliveries, k.msgs]
-        return int(await scripts.run(self.client, S["purge"], keys, [n]))
-
-    async def dead(self, offset: int = 0, n: int = 10) -> tuple[int, list[Any]]:
-        k = self.k
-        keys = [k.dead, k.reasons, k.deliveries, k.msgs]
-        total, entries = await scripts.run(self.client, S["dead"], keys, [offset, n])
-        return int(total), entries
+from .queue_scripts import Queue
 
 
 @pytest.fixture
