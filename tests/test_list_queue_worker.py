@@ -1,0 +1,109 @@
+"""The list queue end to end, through the real `taskiq worker` command."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from taskiq_redis_lua.local_redis import LocalTopology
+
+from .worker_process import Worker, app_environment
+
+APP = "tests.apps.list_app:broker"
+
+
+@pytest.fixture
+def app(
+    topology: LocalTopology, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ModuleType]:
+    """The test app, imported in this process too, to send tasks and read results."""
+    for name, value in app_environment(topology, unique).items():
+        monkeypatch.setenv(name, value)
+    sys.modules.pop("tests.apps.list_app", None)
+    module = importlib.import_module("tests.apps.list_app")
+    yield module
+    sys.modules.pop("tests.apps.list_app", None)
+
+
+@pytest.fixture
+async def client_app(app: ModuleType) -> AsyncIterator[ModuleType]:
+    await app.broker.startup()
+    yield app
+    await app.broker.shutdown()
+
+
+@pytest.fixture
+def workers(
+    topology: LocalTopology, unique: str, tmp_path: Path
+) -> Iterator[list[Worker]]:
+    started: list[Worker] = []
+    yield started
+    for worker in started:
+        worker.stop()
+
+
+def start_worker(
+    workers: list[Worker], topology: LocalTopology, queue: str, tmp_path: Path
+) -> Worker:
+    log = tmp_path / f"worker-{len(workers)}.log"
+    worker = Worker(
+        APP, app_environment(topology, queue), log, "--max-async-tasks", "20"
+    )
+    workers.append(worker)
+    return worker
+
+
+async def executions(app: ModuleType) -> list[int]:
+    raw = await app.results.endpoint.client.lrange(app.EXECUTIONS, 0, -1)
+    return [int(item) for item in raw]
+
+
+async def test_a_worker_killed_mid_run_loses_nothing(
+    client_app: ModuleType,
+    workers: list[Worker],
+    topology: LocalTopology,
+    unique: str,
+    tmp_path: Path,
+) -> None:
+    app = client_app
+    tasks = [await app.record.kiq(number, pause=0.05) for number in range(200)]
+    first = start_worker(workers, topology, unique, tmp_path)
+    deadline = time.monotonic() + 60
+    while len(await executions(app)) < 60:
+        assert time.monotonic() < deadline, first.output()
+        await asyncio.sleep(0.05)
+    first.kill()
+    done_by_first = len(await executions(app))
+    assert done_by_first < 200
+    start_worker(workers, topology, unique, tmp_path)
+    results = [await task.wait_result(timeout=60) for task in tasks]
+    assert [result.return_value for result in results] == [2 * n for n in range(200)]
+    ran = await executions(app)
+    assert sorted(set(ran)) == list(range(200))
+    assert len(ran) >= 200
+
+
+async def test_an_idle_worker_runs_a_long_task_and_stops_promptly_on_ctrl_c(
+    client_app: ModuleType,
+    workers: list[Worker],
+    topology: LocalTopology,
+    unique: str,
+    tmp_path: Path,
+) -> None:
+    app = client_app
+    worker = start_worker(workers, topology, unique, tmp_path)
+    await asyncio.sleep(10)  # idle longer than redis-py 8's 5 s socket timeout
+    task = await app.record.kiq(1, pause=8)
+    result = await task.wait_result(timeout=20)
+    assert result.return_value == 2, worker.output()
+    await asyncio.sleep(1)
+    took = worker.interrupt()
+    assert took < 2.5, worker.output()
+    assert worker.process.returncode == 0, worker.output()

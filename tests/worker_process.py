@@ -1,0 +1,73 @@
+"""Running the real `taskiq worker` command against a test app."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from taskiq_redis_lua.local_redis import LocalTopology
+
+ROOT = Path(__file__).resolve().parent.parent
+TASKIQ = Path(sys.executable).parent / "taskiq"
+
+
+def app_environment(target: LocalTopology, queue: str) -> dict[str, str]:
+    """Environment variables that point tests/apps/* at ``target`` and ``queue``."""
+    return {
+        **os.environ,
+        "TRL_KIND": target.kind,
+        "TRL_URL": target.url,
+        "TRL_SENTINELS": ",".join(f"{host}:{port}" for host, port in target.sentinels),
+        "TRL_MASTER": target.master_name,
+        "TRL_QUEUE": queue,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+class Worker:
+    """One `taskiq worker` process group, started in its own session."""
+
+    def __init__(
+        self, app: str, environment: dict[str, str], log: Path, *args: str
+    ) -> None:
+        self.log_path = log
+        self.log = log.open("ab")
+        self.process = subprocess.Popen(
+            [str(TASKIQ), "worker", app, "--workers", "1", *args],
+            cwd=ROOT,
+            env=environment,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: the worker dies without cleaning up."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def interrupt(self, timeout: float = 15.0) -> float:
+        """Send SIGINT like Ctrl-C; return the seconds the worker took to exit."""
+        started = time.monotonic()
+        os.killpg(self.process.pid, signal.SIGINT)
+        try:
+            self.process.wait(timeout=timeout)
+        finally:
+            if self.process.poll() is None:
+                self.kill()
+        return time.monotonic() - started
+
+    def stop(self) -> None:
+        """Make sure the process group is gone and the log closed."""
+        if self.process.poll() is None:
+            self.kill()
+        self.log.close()
+
+    def output(self) -> str:
+        """Return what the worker printed so far."""
+        return self.log_path.read_text(errors="replace")
