@@ -49,9 +49,13 @@ _PROMOTE_LIMIT = 1000
 #: Quiet waits after which an idle worker looks at the queue anyway, in case a
 #: wake-up was lost (a worker killed right after taking the marker).
 _QUIET_WAITS_BEFORE_LOOKING = 5
-#: Attempts to deliver an ack through a Redis outage before leaving the message to
-#: its lease.
-_ACK_ATTEMPTS = 8
+#: Attempts to deliver an ack or a burial through a Redis outage (about 30 s of
+#: back-off) before leaving the message to its lease.
+_SETTLE_ATTEMPTS = 10
+#: Shortest lease (seconds): renewals run every third of it.
+_MIN_VISIBILITY_TIMEOUT = 0.1
+#: Closer than this (seconds) to a due time counts as due.
+_NOW = 0.001
 
 
 class QueueMessage(AckableMessage):
@@ -96,6 +100,88 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+@dataclass(frozen=True)
+class _Popped:
+    deliveries: list[_Delivery]
+    now_ms: int
+    next_due_ms: int
+
+
+_CLEANUP_ERRORS: tuple[type[Exception], ...] = (asyncio.TimeoutError, *RETRYABLE)
+
+
+async def _bounded(cleanup: Awaitable[None], seconds: float = 5.0) -> None:
+    """Run a cleanup step without letting a dead Redis hold up shutdown."""
+    try:
+        await asyncio.wait_for(cleanup, timeout=seconds)
+    except _CLEANUP_ERRORS as error:
+        logger.warning("Cleanup step gave up: %r", error)
+
+
+class _Waiter:
+    """How an idle worker waits: blocked on the marker, awake when work is due.
+
+    The marker is one member whose score says when to look at the queue (server
+    clock, ms; 0 = now). Kicks lower it; a pop that hands work out leaves it at the
+    next due time, so one idle worker takes that knowledge and wakes for it. A
+    worker that stops listening passes what it knows on.
+    """
+
+    def __init__(self, queue: _ListQueue) -> None:
+        self.queue = queue
+        self.client = queue.endpoint.client
+        self.marker = queue._keys.marker  # a helper of the queue
+        self.clock_offset = 0.0  # server seconds minus monotonic seconds
+        self.due_ms: int | None = None  # the earliest due time this worker knows of
+
+    def _seconds_until(self, due_ms: int) -> float:
+        return due_ms / 1000 - self.clock_offset - time.monotonic()
+
+    def _learn(self, due_ms: int) -> None:
+        if due_ms >= 0 and (self.due_ms is None or due_ms < self.due_ms):
+            self.due_ms = due_ms
+
+    async def next_batch(self) -> list[_Delivery]:
+        """Wait until the queue hands this worker at least one message."""
+        backoff = Backoff(f"listening on {self.queue.queue_name}", logger)
+        look = True
+        quiet_waits = 0
+        while True:
+            try:
+                if look:
+                    popped = await self.queue._pop()
+                    backoff.succeeded()
+                    self.clock_offset = popped.now_ms / 1000 - time.monotonic()
+                    if popped.deliveries:
+                        self.due_ms = None  # the pop passed it on with the marker
+                        return popped.deliveries
+                    self.due_ms = None
+                    self._learn(popped.next_due_ms)
+                    quiet_waits = 0
+                timeout = self.queue.block_timeout
+                if self.due_ms is not None:
+                    timeout = min(timeout, self._seconds_until(self.due_ms))
+                if timeout <= _NOW:
+                    look = True
+                    continue
+                woke = await self.client.bzpopmin([self.marker], timeout=timeout)
+                backoff.succeeded()
+            except RETRYABLE as error:
+                await backoff.failed(error)
+                look = True
+                continue
+            if woke:
+                self._learn(int(float(woke[2])))
+            due = self.due_ms is not None and self._seconds_until(self.due_ms) <= _NOW
+            quiet_waits = 0 if woke else quiet_waits + 1
+            look = due or quiet_waits >= _QUIET_WAITS_BEFORE_LOOKING
+
+    async def pass_on(self) -> None:
+        """Leave the due time this worker knew of on the marker for another one."""
+        if self.due_ms is not None:
+            await self.client.zadd(self.marker, {"0": self.due_ms}, lt=True)
+
+
 class _ListQueue(AsyncBroker):
     """The list queue broker. The public classes differ only in how they connect."""
 
@@ -117,7 +203,7 @@ class _ListQueue(AsyncBroker):
         )
         self.queue_name = options.queue_name("queue_name", queue_name)
         self.visibility_timeout = options.positive_seconds(
-            "visibility_timeout", visibility_timeout
+            "visibility_timeout", visibility_timeout, minimum=_MIN_VISIBILITY_TIMEOUT
         )
         self.max_deliveries = options.positive_int("max_deliveries", max_deliveries)
         self.fetch_batch_size = options.positive_int(
@@ -153,7 +239,13 @@ class _ListQueue(AsyncBroker):
             )
 
     async def shutdown(self) -> None:
-        """Put back what this process holds but did not finish, then disconnect."""
+        """Return unfinished messages at once (the delivery counts), then disconnect.
+
+        Messages fetched but never handed to taskiq went back when ``listen()`` was
+        closed; what is still held here was handed over and not acked (a task that
+        outlived ``--wait-tasks-timeout``, or one taskiq dropped), so it goes back
+        to the front of the queue as a delivery that happened.
+        """
         if self._keeper is not None:
             self._keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -164,7 +256,7 @@ class _ListQueue(AsyncBroker):
             logger.info(
                 "Returning %d unfinished message(s) to %s", len(held), self.queue_name
             )
-            await self._release(held)
+            await self._release(held, counted=True)
         await super().shutdown()
         await self.endpoint.close()
 
@@ -189,11 +281,12 @@ class _ListQueue(AsyncBroker):
     async def listen(self) -> AsyncGenerator[QueueMessage, None]:
         """Yield messages as they become ready; each must be acked to be removed."""
         self._start_keeper()
+        waiter = _Waiter(self)
         pending: deque[_Delivery] = deque()
         try:
             while True:
                 if not pending:
-                    pending.extend(await self._fetch())
+                    pending.extend(await waiter.next_batch())
                     continue
                 delivery = pending.popleft()
                 if not await self._admissible(delivery):
@@ -206,47 +299,10 @@ class _ListQueue(AsyncBroker):
                     delivery=delivery.delivery,
                 )
         finally:
-            if pending:
-                await self._release([(d.id, d.delivery) for d in pending])
+            await _bounded(self._release([(d.id, d.delivery) for d in pending]))
+            await _bounded(waiter.pass_on())
 
-    async def _fetch(self) -> list[_Delivery]:
-        """Wait until the queue hands out at least one message; ride out outages."""
-        backoff = Backoff(f"listening on {self.queue_name}", logger)
-        look = True
-        quiet_waits = 0
-        due_at: float | None = None
-        while True:
-            try:
-                if look:
-                    batch, wait_ms = await self._pop()
-                    backoff.succeeded()
-                    if batch:
-                        return batch
-                    due_at = None if wait_ms < 0 else time.monotonic() + wait_ms / 1000
-                timeout = self.block_timeout
-                if due_at is not None:
-                    timeout = min(timeout, due_at - time.monotonic())
-                waiting_for_due = timeout < self.block_timeout
-                woke = None
-                if timeout > 0.001:
-                    woke = await self.endpoint.client.bzpopmin(
-                        [self._keys.marker], timeout=timeout
-                    )
-                backoff.succeeded()
-            except RETRYABLE as error:
-                await backoff.failed(error)
-                look = True
-                continue
-            quiet_waits = 0 if woke or waiting_for_due else quiet_waits + 1
-            look = (
-                bool(woke)
-                or waiting_for_due
-                or quiet_waits >= _QUIET_WAITS_BEFORE_LOOKING
-            )
-            if look:
-                quiet_waits = 0
-
-    async def _pop(self) -> tuple[list[_Delivery], int]:
+    async def _pop(self) -> _Popped:
         """Run the pop script; if cancelled meanwhile, give its messages back."""
         keys = self._keys
         call = asyncio.ensure_future(
@@ -276,13 +332,13 @@ class _ListQueue(AsyncBroker):
             reply = await asyncio.shield(call)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
-                handed, _ = self._take(await call)
-                await self._release([(d.id, d.delivery) for d in handed])
+                popped = self._take(await call)
+                await self._release([(d.id, d.delivery) for d in popped.deliveries])
             raise
         return self._take(reply)
 
-    def _take(self, reply: Sequence[Any]) -> tuple[list[_Delivery], int]:
-        wait_ms, handed, buried = int(reply[0]), reply[1], reply[2]
+    def _take(self, reply: Sequence[Any]) -> _Popped:
+        now_ms, next_due_ms, handed, buried = reply
         for index in range(0, len(buried), 2):
             logger.warning(
                 "Message %s of %s is now a dead letter: %s",
@@ -298,7 +354,7 @@ class _ListQueue(AsyncBroker):
         ]
         for delivery in deliveries:
             self._held[delivery.id] = delivery.delivery
-        return deliveries, wait_ms
+        return _Popped(deliveries, int(now_ms), int(next_due_ms))
 
     async def _admissible(self, delivery: _Delivery) -> bool:
         """Bury a message that taskiq could not run instead of letting it vanish."""
@@ -316,59 +372,69 @@ class _ListQueue(AsyncBroker):
 
     # -- settling ----------------------------------------------------------------
 
-    async def _ack(self, message_id: str, delivery: int) -> None:
-        keys = self._keys
-        backoff = Backoff(f"acking {message_id} on {self.queue_name}", logger)
-        for attempt in range(_ACK_ATTEMPTS):
+    async def _settle(
+        self, what: str, script: scripts.Script, keys: list[str], args: list[Any]
+    ) -> Any:
+        """Run a settling script through a short outage; None if Redis stays away."""
+        backoff = Backoff(f"{what} on {self.queue_name}", logger)
+        for _ in range(_SETTLE_ATTEMPTS):
             try:
-                removed = await scripts.run(
-                    self.endpoint.client,
-                    _ACK,
-                    [keys.ready, keys.inflight, keys.msgs, keys.deliveries],
-                    [message_id, delivery],
-                )
+                reply = await scripts.run(self.endpoint.client, script, keys, args)
             except RETRYABLE as error:
-                if attempt + 1 == _ACK_ATTEMPTS:
-                    logger.warning(
-                        "Could not ack message %s of %s (%s); it will run again once"
-                        " its lease expires",
-                        message_id,
-                        self.queue_name,
-                        error,
-                    )
-                    break
                 await backoff.failed(error)
             else:
                 backoff.succeeded()
-                if not removed:
-                    logger.info(
-                        "Ack of message %s (delivery %d) of %s came after it was handed"
-                        " out again",
-                        message_id,
-                        delivery,
-                        self.queue_name,
-                    )
-                break
+                return reply
+        logger.warning(
+            "Gave up %s on %s: Redis stayed away; the lease expires instead",
+            what,
+            self.queue_name,
+        )
+        return None
+
+    async def _ack(self, message_id: str, delivery: int) -> None:
+        keys = self._keys
+        removed = await self._settle(
+            f"acking {message_id}",
+            _ACK,
+            [keys.ready, keys.inflight, keys.msgs, keys.deliveries],
+            [message_id, delivery],
+        )
+        if removed == 0:
+            logger.info(
+                "Ack of message %s (delivery %d) of %s came after it was handed out"
+                " again",
+                message_id,
+                delivery,
+                self.queue_name,
+            )
         self._forget(message_id, delivery)
 
     async def _bury(self, delivery: _Delivery, reason: str) -> None:
         keys = self._keys
-        logger.warning(
-            "Message %s of %s is now a dead letter: %s",
-            delivery.id,
-            self.queue_name,
-            reason,
-        )
-        await scripts.run(
-            self.endpoint.client,
+        buried = await self._settle(
+            f"burying {delivery.id}",
             _BURY,
             [keys.inflight, keys.deliveries, keys.dead, keys.reasons, keys.msgs],
             [delivery.id, delivery.delivery, reason, self.max_dead_letters],
         )
+        if buried:
+            logger.warning(
+                "Message %s of %s is now a dead letter: %s",
+                delivery.id,
+                self.queue_name,
+                reason,
+            )
         self._forget(delivery.id, delivery.delivery)
 
-    async def _release(self, held: Sequence[tuple[str, int]]) -> None:
-        """Put messages back in front of the queue; their delivery does not count."""
+    async def _release(
+        self, held: Sequence[tuple[str, int]], *, counted: bool = False
+    ) -> None:
+        """Put messages back in front of the queue.
+
+        ``counted=False`` is for messages never handed to taskiq: that delivery does
+        not count towards ``max_deliveries``.
+        """
         keys = self._keys
         try:
             for chunk in _chunks(held):
@@ -376,7 +442,7 @@ class _ListQueue(AsyncBroker):
                     self.endpoint.client,
                     _RELEASE,
                     [keys.ready, keys.inflight, keys.deliveries, keys.marker],
-                    _flat(chunk),
+                    ["0" if counted else "1", *_flat(chunk)],
                 )
         except RETRYABLE as error:
             logger.warning(
@@ -405,19 +471,23 @@ class _ListQueue(AsyncBroker):
         """Renew the leases of every message this process holds, in a few calls."""
         keys = self._keys
         lease_ms = round(self.visibility_timeout * 1000)
+        interval = self.visibility_timeout / 3
         while True:
-            await asyncio.sleep(self.visibility_timeout / 3)
+            await asyncio.sleep(interval)
             for chunk in _chunks(list(self._held.items())):
                 try:
-                    lost = await scripts.run(
-                        self.endpoint.client,
-                        _EXTEND,
-                        [keys.inflight, keys.deliveries],
-                        [lease_ms, *_flat(chunk)],
+                    lost = await asyncio.wait_for(
+                        scripts.run(
+                            self.endpoint.client,
+                            _EXTEND,
+                            [keys.inflight, keys.deliveries],
+                            [lease_ms, *_flat(chunk)],
+                        ),
+                        timeout=interval,
                     )
                 except Exception as error:  # noqa: BLE001 - the keeper must go on
                     logger.warning(
-                        "Could not renew leases on %s: %s", self.queue_name, error
+                        "Could not renew leases on %s: %r", self.queue_name, error
                     )
                     break
                 held = dict(chunk)
@@ -449,6 +519,9 @@ class _ListQueue(AsyncBroker):
         queue_name: str | None = None,
     ) -> list[DeadLetter]:
         """Return up to ``limit`` dead letters, oldest first, from ``offset``."""
+        options.positive_int("limit", limit)
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise ValueError(f"offset must be a whole number >= 0, got {offset!r}")
         keys = self._keys_for(queue_name)
         _, entries = await scripts.run(
             self.endpoint.client,

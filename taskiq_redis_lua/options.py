@@ -6,21 +6,20 @@ import math
 from typing import Any
 
 
-def positive_seconds(name: str, value: Any) -> float:
-    """Return ``value`` as seconds if it is a finite number above zero."""
+def positive_seconds(name: str, value: Any, *, minimum: float = 0.0) -> float:
+    """Return ``value`` as seconds if it is a finite number above ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be more than zero seconds, got {value!r}")
+        raise ValueError(f"{name} must be a number of seconds, got {value!r}")
+    if not math.isfinite(value) or value <= 0 or value < minimum:
+        floor = f"at least {minimum}" if minimum else "more than zero"
+        raise ValueError(f"{name} must be {floor} seconds, got {value!r}")
     return float(value)
 
 
 def positive_int(name: str, value: Any) -> int:
     """Return ``value`` if it is a whole number of at least 1."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be a whole number, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
     return value
 
 

@@ -45,7 +45,7 @@ def _result_ttl_ms(
         if value is not None and (
             isinstance(value, bool) or not isinstance(value, int)
         ):
-            raise TypeError(f"{name} must be a whole number or None, got {value!r}")
+            raise ValueError(f"{name} must be a whole number or None, got {value!r}")
         if value is not None and value <= 0:
             raise ExpireTimeMustBeMoreThanZeroError
     if result_ex_time is not None and result_px_time is not None:
@@ -80,7 +80,7 @@ class _ResultBackend(AsyncResultBackend[_ReturnType]):
             result_ex_time, result_px_time, expire_results=expire_results
         )
         if prefix_str is not None and not isinstance(prefix_str, str):
-            raise TypeError(f"prefix_str must be a string or None, got {prefix_str!r}")
+            raise ValueError(f"prefix_str must be a string or None, got {prefix_str!r}")
         self.endpoint = connect()
         self.keep_results = keep_results
         self.result_ex_time = result_ex_time

@@ -46,11 +46,11 @@ class Queue:
             k.reasons,
             k.marker,
         ]
-        wait, handed, buried = await scripts.run(
+        now, next_due, handed, buried = await scripts.run(
             self.client, S["pop"], keys, [lease_ms, n, max_deliveries, 1000, max_dead]
         )
         return (
-            int(wait),
+            -1 if next_due < 0 else int(next_due) - int(now),
             [
                 (handed[i].decode(), int(handed[i + 1]), handed[i + 2])
                 for i in range(0, len(handed), 3)
@@ -73,10 +73,11 @@ class Queue:
         )
         return [item.decode() for item in lost]
 
-    async def release(self, *pairs: Any) -> int:
+    async def release(self, *pairs: Any, counted: bool = False) -> int:
         k = self.k
         keys = [k.ready, k.inflight, k.deliveries, k.marker]
-        return int(await scripts.run(self.client, S["release"], keys, list(pairs)))
+        args = ["0" if counted else "1", *pairs]
+        return int(await scripts.run(self.client, S["release"], keys, args))
 
     async def bury(
         self, message_id: str | bytes, delivery: int, reason: str, max_dead: int = 100

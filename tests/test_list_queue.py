@@ -183,9 +183,10 @@ async def test_a_living_worker_keeps_its_long_task_from_being_redelivered(
         asyncio.ensure_future(first.next(3)): second,
         asyncio.ensure_future(second.next(3)): first,
     }
-    done, _ = await asyncio.wait(tries, return_when=asyncio.FIRST_COMPLETED)
-    (winner,) = done
+    done, waiting = await asyncio.wait(tries, return_when=asyncio.FIRST_COMPLETED)
+    (winner,), (loser,) = done, waiting
     message = winner.result()
+    loser.cancel()  # the losing listener keeps its own pending read
     assert await tries[winner].gets_nothing_for(2.5)  # four leases long
     await message.ack()
 
@@ -222,6 +223,47 @@ async def test_a_delayed_message_arrives_at_its_due_time_without_a_wake_up(
     late = time.monotonic() - sent - 1.5
     assert listener.value(message) == "later"
     assert -0.05 < late < 0.5
+
+
+async def test_a_delayed_message_wakes_one_of_several_idle_workers_on_time(
+    make_queue: MakeQueue, listen: Listen
+) -> None:
+    workers = [listen(make_queue(block_timeout=5)) for _ in range(3)]
+    reads = [asyncio.ensure_future(worker.next(timeout=6)) for worker in workers]
+    await asyncio.sleep(0.3)  # all three are idle, blocked on the marker
+    sent = time.monotonic()
+    await send(make_queue(), "later", delay=1.0)
+    done, waiting = await asyncio.wait(reads, return_when=asyncio.FIRST_COMPLETED)
+    late = time.monotonic() - sent - 1.0
+    for read in waiting:
+        read.cancel()
+    assert len(done) == 1
+    assert -0.05 < late < 0.5
+
+
+async def test_a_dead_workers_message_goes_to_an_idle_worker_when_its_lease_ends(
+    make_queue: MakeQueue, listen: Listen, raw: Queue
+) -> None:
+    broker = make_queue(block_timeout=5)
+    workers = [listen(make_queue(block_timeout=5)) for _ in range(2)]
+    reads = [asyncio.ensure_future(worker.next(timeout=6)) for worker in workers]
+    await asyncio.sleep(0.3)  # both idle, blocked on the marker
+    # A message queued without waking anyone, then taken by a worker that dies.
+    message_id = "0000000000000001:0"
+    payload = broker.formatter.dumps(
+        TaskiqMessage(task_id="1", task_name="echo", labels={}, args=["x"], kwargs={})
+    ).message
+    await raw.client.hset(raw.k.msgs, message_id, payload)
+    await raw.client.zadd(raw.k.ready, {message_id: 0})
+    _, taken, _ = await raw.pop(lease_ms=1_000)
+    assert [item[0] for item in taken] == [message_id]
+    died = time.monotonic()
+    done, waiting = await asyncio.wait(reads, return_when=asyncio.FIRST_COMPLETED)
+    for read in waiting:
+        read.cancel()
+    (read,) = done
+    assert read.result().delivery == 2
+    assert 0.9 < time.monotonic() - died < 1.5
 
 
 @pytest.mark.parametrize("delay", [1, 0.5, "0.5", "1"])
@@ -360,12 +402,15 @@ async def test_shutdown_returns_fetched_and_unfinished_messages_to_the_queue(
     first = await listener.next()
     await listener.close()  # taskiq stops listening: four were fetched, not handed over
     assert await raw.client.zcard(raw.k.ready) == 4
-    await broker.shutdown()  # the one handed over was never acked
+    await broker.shutdown()  # the one handed over was never acked: it counts
     assert await raw.client.zcard(raw.k.ready) == 5
     assert await raw.client.zcard(raw.k.inflight) == 0
     _, taken, _ = await raw.pop()
-    assert {delivery for _, delivery, _ in taken} == {1}
-    assert taken[0][0] == first.id
+    assert [(message_id, delivery) for message_id, delivery, _ in taken][:2] == [
+        (first.id, 2),
+        (taken[1][0], 1),
+    ]
+    assert {delivery for _, delivery, _ in taken[1:]} == {1}
 
 
 async def test_several_queues_of_a_cluster_live_in_their_own_slots(
@@ -472,9 +517,10 @@ async def test_under_maxmemory_kicks_fail_but_the_queue_drains(
     ("options", "error", "message"),
     [
         ({"visibility_timeout": 0}, ValueError, "visibility_timeout"),
-        ({"visibility_timeout": "30"}, TypeError, "visibility_timeout"),
+        ({"visibility_timeout": "30"}, ValueError, "visibility_timeout"),
+        ({"visibility_timeout": 0.01}, ValueError, "at least 0.1"),
         ({"max_deliveries": 0}, ValueError, "max_deliveries"),
-        ({"fetch_batch_size": 2.5}, TypeError, "fetch_batch_size"),
+        ({"fetch_batch_size": 2.5}, ValueError, "fetch_batch_size"),
         ({"max_dead_letters": -1}, ValueError, "max_dead_letters"),
         ({"block_timeout": -1}, ValueError, "block_timeout"),
         ({"block_timeout": 40}, ValueError, "socket_timeout"),

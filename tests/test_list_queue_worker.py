@@ -103,6 +103,7 @@ async def test_an_idle_worker_runs_a_long_task_and_stops_promptly_on_ctrl_c(
     task = await app.record.kiq(1, pause=8)
     result = await task.wait_result(timeout=20)
     assert result.return_value == 2, worker.output()
+    assert await executions(app) == [1]  # ran once: its lease was renewed
     await asyncio.sleep(1)
     took = worker.interrupt()
     assert took < 2.5, worker.output()

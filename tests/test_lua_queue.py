@@ -26,6 +26,21 @@ async def test_kick_gives_ordered_ids_that_carry_the_priority(queue: Queue) -> N
     assert await queue.client.zscore(queue.k.marker, "0") == 0
 
 
+async def test_a_delayed_kick_sets_the_marker_to_its_due_time_unless_sooner(
+    queue: Queue,
+) -> None:
+    await queue.kick("later", delay_ms=60_000)
+    due = await queue.client.zscore(queue.k.delayed, "0000000000000001:0")
+    assert await queue.client.zscore(queue.k.marker, "0") == due
+    await queue.kick("sooner", delay_ms=1_000)
+    sooner = await queue.client.zscore(queue.k.delayed, "0000000000000002:0")
+    assert await queue.client.zscore(queue.k.marker, "0") == sooner
+    await queue.kick("now")
+    assert await queue.client.zscore(queue.k.marker, "0") == 0
+    await queue.kick("later again", delay_ms=5_000)
+    assert await queue.client.zscore(queue.k.marker, "0") == 0
+
+
 async def test_kick_refuses_priorities_and_delays_that_are_not_whole_numbers(
     queue: Queue,
 ) -> None:
@@ -49,7 +64,8 @@ async def test_pop_hands_out_by_priority_then_arrival_with_a_lease(
         b"low",
     ]
     assert {delivery for _, delivery, _ in handed} == {1}
-    assert (wait, buried) == (0, [])
+    assert 9_000 < wait <= 10_000  # the first lease is the next thing due
+    assert buried == []
     assert await queue.client.zcard(queue.k.inflight) == 4
     lease = await queue.client.zscore(queue.k.inflight, handed[0][0])
     time_now = await queue.client.time()
@@ -66,7 +82,26 @@ async def test_pop_takes_at_most_n_and_rearms_the_marker_for_the_rest(
     await queue.client.delete(queue.k.marker)
     _, handed, _ = await queue.pop(n=2)
     assert len(handed) == 2
-    assert await queue.client.zcard(queue.k.marker) == 1
+    assert await queue.client.zscore(queue.k.marker, "0") == 0
+
+
+async def test_a_pop_that_hands_work_out_leaves_the_next_due_time_on_the_marker(
+    queue: Queue,
+) -> None:
+    message_id = await queue.kick("leased")
+    await queue.client.delete(queue.k.marker)
+    await queue.pop(lease_ms=5_000)
+    deadline = await queue.client.zscore(queue.k.inflight, message_id)
+    assert await queue.client.zscore(queue.k.marker, "0") == deadline
+
+
+async def test_a_pop_that_finds_nothing_leaves_the_marker_alone(queue: Queue) -> None:
+    await queue.kick("later", delay_ms=5_000)
+    await queue.client.delete(queue.k.marker)
+    wait, handed, _ = await queue.pop()
+    assert handed == []
+    assert 4_000 < wait <= 5_000
+    assert await queue.client.exists(queue.k.marker) == 0
 
 
 async def test_pop_on_an_empty_queue_says_how_long_until_something_is_due(
@@ -162,6 +197,17 @@ async def test_release_puts_messages_back_in_front_without_counting_the_delivery
     assert await queue.client.zcard(queue.k.marker) == 1
     _, handed, _ = await queue.pop(n=1)
     assert handed == [(first, 1, b"first")]
+
+
+async def test_a_counted_release_hands_the_message_out_with_the_next_number(
+    queue: Queue,
+) -> None:
+    message_id = await queue.kick("started")
+    await queue.pop()
+    assert await queue.release(message_id, 1, counted=True) == 1
+    _, handed, _ = await queue.pop()
+    assert handed == [(message_id, 2, b"started")]
+    assert await queue.ack(message_id, 1) == 0  # the first holder's ack is stale
 
 
 async def test_bury_then_requeue_then_purge(queue: Queue) -> None:

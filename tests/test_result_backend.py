@@ -313,9 +313,9 @@ async def test_a_taskiq_task_result_goes_through_the_backend(
         ({"result_ex_time": 0}, ExpireTimeMustBeMoreThanZeroError),
         ({"result_px_time": -1}, ExpireTimeMustBeMoreThanZeroError),
         ({"result_ex_time": 1, "result_px_time": 1}, DuplicateExpireTimeSelectedError),
-        ({"result_ex_time": 1.5}, TypeError),
+        ({"result_ex_time": 1.5}, ValueError),
         ({"expire_results": False, "result_ex_time": 10}, ValueError),
-        ({"prefix_str": 7}, TypeError),
+        ({"prefix_str": 7}, ValueError),
         ({"decode_responses": True}, ValueError),
     ],
 )

@@ -11,9 +11,13 @@
 ]]
 local rcall = redis.call
 
-local first = tonumber(ARGV[1])
+local first = math.max(0, tonumber(ARGV[1]) or 0)
+local wanted = tonumber(ARGV[2]) or 0
 local entries = {}
-local page = rcall("ZRANGE", KEYS[1], first, first + tonumber(ARGV[2]) - 1, "WITHSCORES")
+local page = {}
+if wanted > 0 then
+  page = rcall("ZRANGE", KEYS[1], first, first + wanted - 1, "WITHSCORES")
+end
 for i = 1, #page, 2 do
   local id = page[i]
   entries[#entries + 1] = id

@@ -4,7 +4,7 @@
   KEYS[2] msgs      HASH    message id -> payload
   KEYS[3] ready     ZSET    message id -> -priority (equal scores pop in id order)
   KEYS[4] delayed   ZSET    message id -> due time (ms)
-  KEYS[5] marker    ZSET    wake-up marker that idle workers block on
+  KEYS[5] marker    ZSET    wake-up marker "0" -> when to look at the queue (ms; 0 = now)
   ARGV[1] payload
   ARGV[2] priority, a whole number (higher pops first)
   ARGV[3] delay in ms, a whole number; "0" queues the message now
@@ -29,8 +29,9 @@ if tonumber(delay) > 0 then
   local now = rcall("TIME")
   local due = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + tonumber(delay)
   rcall("ZADD", KEYS[4], due, id)
+  rcall("ZADD", KEYS[5], "LT", due, "0")
 else
   rcall("ZADD", KEYS[3], -tonumber(priority), id)
+  rcall("ZADD", KEYS[5], 0, "0")
 end
-rcall("ZADD", KEYS[5], 0, "0")
 return id

@@ -7,15 +7,17 @@
   KEYS[5] deliveries  HASH  message id -> deliveries so far
   KEYS[6] dead        ZSET  message id -> time it died (ms)
   KEYS[7] reasons     HASH  message id -> why it died
-  KEYS[8] marker      ZSET  wake-up marker
+  KEYS[8] marker      ZSET  wake-up marker "0" -> when to look at the queue (ms; 0 = now)
   ARGV[1] visibility timeout (ms): the lease of each message handed out
   ARGV[2] N, the most messages to hand out
   ARGV[3] max deliveries: a message popped more often than this dies instead
   ARGV[4] promote limit: the most delayed messages and expired leases moved per call
   ARGV[5] max dead letters kept; the oldest are dropped beyond it
-  Returns: {wait, {id, delivery, payload, ...}, {dead id, reason, ...}}
-    wait: when nothing was handed out, ms until the next delayed message or lease
-    is due (-1: nothing is due); 0 otherwise
+  Returns: {now, next due, {id, delivery, payload, ...}, {dead id, reason, ...}}
+    now: the server clock (ms); next due: when the next delayed message or lease
+    is due (ms, server clock; -1: nothing is). Leaves the marker at 0 while ready
+    work remains, else, when it handed work out, at the next due time, so that an
+    idle worker wakes for it.
   Work: O((P + N) log M), P <= ARGV[4], N <= ARGV[2], M the size of the queue
 ]]
 local rcall = redis.call
@@ -80,22 +82,18 @@ if #buried > 0 then
   end
 end
 
--- More work left: wake the next idle worker.
-if rcall("ZCARD", KEYS[1]) > 0 then
-  rcall("ZADD", KEYS[8], 0, "0")
-end
-
-local wait = 0
-if #handed == 0 then
-  wait = -1
-  for _, source in ipairs({KEYS[2], KEYS[3]}) do
-    local first = rcall("ZRANGE", source, 0, 0, "WITHSCORES")
-    if first[2] then
-      local until_due = math.max(0, tonumber(first[2]) - now)
-      if wait < 0 or until_due < wait then
-        wait = until_due
-      end
-    end
+local next_due = -1
+for _, source in ipairs({KEYS[2], KEYS[3]}) do
+  local first = rcall("ZRANGE", source, 0, 0, "WITHSCORES")
+  if first[2] and (next_due < 0 or tonumber(first[2]) < next_due) then
+    next_due = tonumber(first[2])
   end
 end
-return {wait, handed, buried}
+
+-- Wake the next idle worker: now for ready work, at the due time for the rest.
+if rcall("ZCARD", KEYS[1]) > 0 then
+  rcall("ZADD", KEYS[8], 0, "0")
+elseif #handed > 0 and next_due >= 0 then
+  rcall("ZADD", KEYS[8], "LT", next_due, "0")
+end
+return {now, next_due, handed, buried}

@@ -10,7 +10,11 @@
 ]]
 local rcall = redis.call
 
-local oldest = rcall("ZPOPMIN", KEYS[1], tonumber(ARGV[1]))
+local wanted = tonumber(ARGV[1]) or 0
+if wanted <= 0 then
+  return 0
+end
+local oldest = rcall("ZPOPMIN", KEYS[1], wanted)
 for i = 1, #oldest, 2 do
   rcall("HDEL", KEYS[2], oldest[i])
   rcall("HDEL", KEYS[3], oldest[i])

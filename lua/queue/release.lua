@@ -1,21 +1,25 @@
 #!lua flags=allow-oom
---[[ release: put messages a worker holds but will not run back in front of ready.
+--[[ release: put messages a worker holds but will not finish back in front of ready.
   KEYS[1] ready       ZSET  message id -> -priority
   KEYS[2] inflight    ZSET  message id -> lease deadline (ms)
   KEYS[3] deliveries  HASH  message id -> deliveries so far
-  KEYS[4] marker      ZSET  wake-up marker
-  ARGV[1..] pairs: message id, delivery number it was handed out with
-  Returns: how many messages went back; the delivery does not count against
-    max deliveries. Always re-arms the marker when ready is not empty.
-  Work: O(K log M), K = #ARGV / 2, which the caller keeps small
+  KEYS[4] marker      ZSET  wake-up marker "0" -> when to look at the queue (ms)
+  ARGV[1] "1": the worker never handed these to taskiq, so the delivery does not
+    count; "0": it did (the task may have started), so the delivery counts
+  ARGV[2..] pairs: message id, delivery number it was handed out with
+  Returns: how many messages went back. Re-arms the marker when ready is not empty.
+  Work: O(K log M), K = (#ARGV - 1) / 2, which the caller keeps small
 ]]
 local rcall = redis.call
 
+local uncount = ARGV[1] == "1"
 local released = 0
-for i = 1, #ARGV - 1, 2 do
+for i = 2, #ARGV - 1, 2 do
   local id = ARGV[i]
   if rcall("HGET", KEYS[3], id) == ARGV[i + 1] and rcall("ZREM", KEYS[2], id) == 1 then
-    rcall("HINCRBY", KEYS[3], id, -1)
+    if uncount then
+      rcall("HINCRBY", KEYS[3], id, -1)
+    end
     rcall("ZADD", KEYS[1], -(tonumber(string.match(id, ":(%-?%d+)$")) or 0), id)
     released = released + 1
   end

@@ -4,7 +4,7 @@
   KEYS[2] reasons     HASH  message id -> why it died
   KEYS[3] deliveries  HASH  message id -> deliveries so far
   KEYS[4] ready       ZSET  message id -> -priority
-  KEYS[5] marker      ZSET  wake-up marker
+  KEYS[5] marker      ZSET  wake-up marker "0" -> when to look at the queue (ms)
   ARGV[1] mode: "ids" to requeue the ids that follow, "oldest" for the oldest N
   ARGV[2..] the ids (mode "ids"), or N (mode "oldest")
   Returns: how many messages went back to ready
@@ -14,7 +14,8 @@ local rcall = redis.call
 
 local ids = {}
 if ARGV[1] == "oldest" then
-  local oldest = rcall("ZRANGE", KEYS[1], 0, tonumber(ARGV[2]) - 1)
+  local wanted = tonumber(ARGV[2]) or 0
+  local oldest = wanted > 0 and rcall("ZRANGE", KEYS[1], 0, wanted - 1) or {}
   for _, id in ipairs(oldest) do
     ids[#ids + 1] = id
   end

@@ -10,6 +10,8 @@ import asyncio
 import os
 from typing import Any
 
+from taskiq import AsyncBroker
+
 from taskiq_redis_lua import (
     ListQueueBroker,
     ListQueueClusterBroker,
@@ -34,7 +36,7 @@ SENTINELS = [
 MASTER = os.environ.get("TRL_MASTER", "mymaster")
 QUEUE_OPTIONS: dict[str, Any] = {"visibility_timeout": 2.0}
 
-broker: Any
+broker: AsyncBroker
 if KIND == "single":
     broker = ListQueueBroker(URL, queue_name=QUEUE, **QUEUE_OPTIONS)
     results: Any = RedisAsyncResultBackend(URL, prefix_str=QUEUE)
