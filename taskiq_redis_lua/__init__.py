@@ -1,5 +1,6 @@
 """Redis brokers, result backend and schedule sources for taskiq, on Lua scripts."""
 
+from taskiq_redis_lua.dead_letters import DeadLetter
 from taskiq_redis_lua.exceptions import (
     DuplicateExpireTimeSelectedError,
     ExpireTimeMustBeMoreThanZeroError,
@@ -13,7 +14,6 @@ from taskiq_redis_lua.exceptions import (
     TaskIQRedisError,
 )
 from taskiq_redis_lua.list_queue import (
-    DeadLetter,
     ListQueueBroker,
     ListQueueClusterBroker,
     ListQueueSentinelBroker,
@@ -23,6 +23,12 @@ from taskiq_redis_lua.result_backend import (
     RedisAsyncClusterResultBackend,
     RedisAsyncResultBackend,
     RedisAsyncSentinelResultBackend,
+)
+from taskiq_redis_lua.stream import (
+    RedisStreamBroker,
+    RedisStreamClusterBroker,
+    RedisStreamSentinelBroker,
+    StreamMessage,
 )
 
 __all__ = [
@@ -36,6 +42,9 @@ __all__ = [
     "RedisAsyncClusterResultBackend",
     "RedisAsyncResultBackend",
     "RedisAsyncSentinelResultBackend",
+    "RedisStreamBroker",
+    "RedisStreamClusterBroker",
+    "RedisStreamSentinelBroker",
     "ResultDecodeError",
     "ResultIsMissingError",
     "ResultSerializationError",
@@ -43,5 +52,6 @@ __all__ = [
     "ScriptHeaderError",
     "ScriptKeyCountError",
     "ScriptReplyError",
+    "StreamMessage",
     "TaskIQRedisError",
 ]

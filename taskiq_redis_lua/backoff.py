@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from redis.exceptions import (
     BusyLoadingError,
@@ -18,6 +20,12 @@ from redis.exceptions import (
     TimeoutError,  # noqa: A004
     TryAgainError,
 )
+
+T = TypeVar("T")
+
+#: Attempts of one settling call (an ack, a burial) through an outage: about 30 s of
+#: back-off before the message is left to its lease.
+ATTEMPTS = 10
 
 #: Errors that a later attempt may not meet: the server is away, loading, failing
 #: over, or the cluster is healing.
@@ -72,3 +80,23 @@ class Backoff:
                 self.failures,
             )
             self.failures = 0
+
+
+async def attempt(
+    what: str,
+    logger: logging.Logger,
+    call: Callable[[], Awaitable[T]],
+    attempts: int = ATTEMPTS,
+) -> T | None:
+    """Run ``call`` through a short outage; return None if Redis stays away."""
+    backoff = Backoff(what, logger)
+    for _ in range(attempts):
+        try:
+            result = await call()
+        except RETRYABLE as error:
+            await backoff.failed(error)
+        else:
+            backoff.succeeded()
+            return result
+    logger.warning("Gave up %s: Redis stayed away; the lease expires instead", what)
+    return None

@@ -72,9 +72,15 @@ def slot_stem(name: str) -> str:
     return "{" + tag + "}" + escaped
 
 
-def companion_key(name: str, part: str) -> str:
-    """Return the key ``part`` (a word without ``:``) that belongs to ``name``."""
-    return f"{slot_stem(name)}:{part}"
+def companion_key(name: str, part: str, qualifier: str | None = None) -> str:
+    """Return the key ``part`` (a word without ``:``) that belongs to ``name``.
+
+    A ``qualifier`` (a consumer group, say) follows the part after a dot, with
+    ``%``, braces and ``:`` escaped, so distinct qualifiers never share a key.
+    """
+    if qualifier is None:
+        return f"{slot_stem(name)}:{part}"
+    return f"{slot_stem(name)}:{part}.{escape(qualifier).replace(':', '%3A')}"
 
 
 def result_keys(prefix: str | None, task_id: str) -> tuple[str, str]:
@@ -120,4 +126,29 @@ def list_queue_keys(queue_name: str) -> ListQueueKeys:
         dead=companion_key(queue_name, "dead"),
         reasons=companion_key(queue_name, "reasons"),
         marker=companion_key(queue_name, "marker"),
+    )
+
+
+@dataclass(frozen=True)
+class StreamKeys:
+    """The keys of one stream queue and consumer group, in the slot of the stream."""
+
+    stream: str
+    lock: str
+    cursor: str
+    dead: str
+    delayed: str
+    payloads: str
+
+
+@lru_cache(maxsize=256)
+def stream_keys(stream: str, group: str) -> StreamKeys:
+    """Return the keys of stream ``stream`` (its exact name) read by ``group``."""
+    return StreamKeys(
+        stream=stream,
+        lock=companion_key(stream, "lock", group),
+        cursor=companion_key(stream, "cursor", group),
+        dead=companion_key(stream, "dead", group),
+        delayed=companion_key(stream, "delayed"),
+        payloads=companion_key(stream, "payloads"),
     )

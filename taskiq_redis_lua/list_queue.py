@@ -18,14 +18,15 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Seque
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
-from itertools import islice
 from typing import Any, TypeVar
 
 from taskiq import AckableMessage, AsyncBroker, AsyncResultBackend, BrokerMessage
 
 from taskiq_redis_lua import labels, options, scripts, topology
-from taskiq_redis_lua.backoff import RETRYABLE, Backoff
+from taskiq_redis_lua.backoff import RETRYABLE, Backoff, attempt
+from taskiq_redis_lua.dead_letters import DeadLetter
 from taskiq_redis_lua.keys import ListQueueKeys, list_queue_keys
+from taskiq_redis_lua.leases import CHUNK, Holdings, chunks
 
 logger = logging.getLogger("taskiq_redis_lua.list_queue")
 
@@ -42,16 +43,11 @@ _PURGE = scripts.script("queue/purge")
 _DEAD = scripts.script("queue/dead")
 _SCRIPTS = [_KICK, _POP, _ACK, _EXTEND, _RELEASE, _BURY, _REQUEUE, _PURGE, _DEAD]
 
-#: Message ids per ack / extend / release / requeue call.
-_CHUNK = 500
 #: Delayed messages and expired leases moved back to ready by one pop.
 _PROMOTE_LIMIT = 1000
 #: Quiet waits after which an idle worker looks at the queue anyway, in case a
 #: wake-up was lost (a worker killed right after taking the marker).
 _QUIET_WAITS_BEFORE_LOOKING = 5
-#: Attempts to deliver an ack or a burial through a Redis outage (about 30 s of
-#: back-off) before leaving the message to its lease.
-_SETTLE_ATTEMPTS = 10
 #: Shortest lease (seconds): renewals run every third of it.
 _MIN_VISIBILITY_TIMEOUT = 0.1
 #: Closer than this (seconds) to a due time counts as due.
@@ -68,28 +64,10 @@ class QueueMessage(AckableMessage):
 
 
 @dataclass(frozen=True)
-class DeadLetter:
-    """A message that will not be delivered again unless requeued."""
-
-    id: str
-    queue: str
-    died_at: datetime
-    deliveries: int
-    reason: str
-    payload: bytes
-
-
-@dataclass(frozen=True)
 class _Delivery:
     id: str
     delivery: int
     payload: bytes
-
-
-def _chunks(items: Iterable[_T], size: int = _CHUNK) -> Iterable[list[_T]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
 
 
 def _flat(pairs: Iterable[tuple[str, int]]) -> list[str | int]:
@@ -223,8 +201,9 @@ class _ListQueue(AsyncBroker):
             )
         self.endpoint = endpoint
         self._keys = list_queue_keys(self.queue_name)
-        self._held: dict[str, int] = {}
-        self._keeper: asyncio.Task[None] | None = None
+        self._holdings: Holdings[str] = Holdings(
+            self.queue_name, self.visibility_timeout / 3, self._renew
+        )
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -246,13 +225,8 @@ class _ListQueue(AsyncBroker):
         outlived ``--wait-tasks-timeout``, or one taskiq dropped), so it goes back
         to the front of the queue as a delivery that happened.
         """
-        if self._keeper is not None:
-            self._keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._keeper
-            self._keeper = None
-        if self._held:
-            held = list(self._held.items())
+        await self._holdings.stop()
+        if held := self._holdings.items():
             logger.info(
                 "Returning %d unfinished message(s) to %s", len(held), self.queue_name
             )
@@ -280,7 +254,7 @@ class _ListQueue(AsyncBroker):
 
     async def listen(self) -> AsyncGenerator[QueueMessage, None]:
         """Yield messages as they become ready; each must be acked to be removed."""
-        self._start_keeper()
+        self._holdings.start()
         waiter = _Waiter(self)
         pending: deque[_Delivery] = deque()
         try:
@@ -353,7 +327,7 @@ class _ListQueue(AsyncBroker):
             for i in range(0, len(handed), 3)
         ]
         for delivery in deliveries:
-            self._held[delivery.id] = delivery.delivery
+            self._holdings.add(delivery.id, delivery.delivery)
         return _Popped(deliveries, int(now_ms), int(next_due_ms))
 
     async def _admissible(self, delivery: _Delivery) -> bool:
@@ -372,33 +346,18 @@ class _ListQueue(AsyncBroker):
 
     # -- settling ----------------------------------------------------------------
 
-    async def _settle(
-        self, what: str, script: scripts.Script, keys: list[str], args: list[Any]
-    ) -> Any:
-        """Run a settling script through a short outage; None if Redis stays away."""
-        backoff = Backoff(f"{what} on {self.queue_name}", logger)
-        for _ in range(_SETTLE_ATTEMPTS):
-            try:
-                reply = await scripts.run(self.endpoint.client, script, keys, args)
-            except RETRYABLE as error:
-                await backoff.failed(error)
-            else:
-                backoff.succeeded()
-                return reply
-        logger.warning(
-            "Gave up %s on %s: Redis stayed away; the lease expires instead",
-            what,
-            self.queue_name,
-        )
-        return None
-
     async def _ack(self, message_id: str, delivery: int) -> None:
         keys = self._keys
-        removed = await self._settle(
-            f"acking {message_id}",
-            _ACK,
-            [keys.ready, keys.inflight, keys.msgs, keys.deliveries],
-            [message_id, delivery],
+        removed = await attempt(
+            f"acking {message_id} on {self.queue_name}",
+            logger,
+            partial(
+                scripts.run,
+                self.endpoint.client,
+                _ACK,
+                [keys.ready, keys.inflight, keys.msgs, keys.deliveries],
+                [message_id, delivery],
+            ),
         )
         if removed == 0:
             logger.info(
@@ -408,15 +367,20 @@ class _ListQueue(AsyncBroker):
                 delivery,
                 self.queue_name,
             )
-        self._forget(message_id, delivery)
+        self._holdings.forget(message_id, delivery)
 
     async def _bury(self, delivery: _Delivery, reason: str) -> None:
         keys = self._keys
-        buried = await self._settle(
-            f"burying {delivery.id}",
-            _BURY,
-            [keys.inflight, keys.deliveries, keys.dead, keys.reasons, keys.msgs],
-            [delivery.id, delivery.delivery, reason, self.max_dead_letters],
+        buried = await attempt(
+            f"burying {delivery.id} on {self.queue_name}",
+            logger,
+            partial(
+                scripts.run,
+                self.endpoint.client,
+                _BURY,
+                [keys.inflight, keys.deliveries, keys.dead, keys.reasons, keys.msgs],
+                [delivery.id, delivery.delivery, reason, self.max_dead_letters],
+            ),
         )
         if buried:
             logger.warning(
@@ -425,7 +389,7 @@ class _ListQueue(AsyncBroker):
                 self.queue_name,
                 reason,
             )
-        self._forget(delivery.id, delivery.delivery)
+        self._holdings.forget(delivery.id, delivery.delivery)
 
     async def _release(
         self, held: Sequence[tuple[str, int]], *, counted: bool = False
@@ -437,7 +401,7 @@ class _ListQueue(AsyncBroker):
         """
         keys = self._keys
         try:
-            for chunk in _chunks(held):
+            for chunk in chunks(held):
                 await scripts.run(
                     self.endpoint.client,
                     _RELEASE,
@@ -453,53 +417,18 @@ class _ListQueue(AsyncBroker):
                 error,
             )
         for message_id, delivery in held:
-            self._forget(message_id, delivery)
+            self._holdings.forget(message_id, delivery)
 
-    def _forget(self, message_id: str, delivery: int) -> None:
-        if self._held.get(message_id) == delivery:
-            del self._held[message_id]
-
-    # -- leases ------------------------------------------------------------------
-
-    def _start_keeper(self) -> None:
-        if self._keeper is None or self._keeper.done():
-            self._keeper = asyncio.create_task(
-                self._keep_leases(), name=f"lease keeper of {self.queue_name}"
-            )
-
-    async def _keep_leases(self) -> None:
-        """Renew the leases of every message this process holds, in a few calls."""
+    async def _renew(self, held: list[tuple[str, int]]) -> list[str]:
+        """Renew the leases of ``held``; return the ids whose lease was lost."""
         keys = self._keys
-        lease_ms = round(self.visibility_timeout * 1000)
-        interval = self.visibility_timeout / 3
-        while True:
-            await asyncio.sleep(interval)
-            for chunk in _chunks(list(self._held.items())):
-                try:
-                    lost = await asyncio.wait_for(
-                        scripts.run(
-                            self.endpoint.client,
-                            _EXTEND,
-                            [keys.inflight, keys.deliveries],
-                            [lease_ms, *_flat(chunk)],
-                        ),
-                        timeout=interval,
-                    )
-                except Exception as error:  # noqa: BLE001 - the keeper must go on
-                    logger.warning(
-                        "Could not renew leases on %s: %r", self.queue_name, error
-                    )
-                    break
-                held = dict(chunk)
-                for raw in lost:
-                    message_id = _text(raw)
-                    if self._held.get(message_id) == held[message_id]:
-                        del self._held[message_id]
-                        logger.warning(
-                            "Lost the lease of message %s of %s: it may run twice",
-                            message_id,
-                            self.queue_name,
-                        )
+        lost = await scripts.run(
+            self.endpoint.client,
+            _EXTEND,
+            [keys.inflight, keys.deliveries],
+            [round(self.visibility_timeout * 1000), *_flat(held)],
+        )
+        return [_text(message_id) for message_id in lost]
 
     # -- dead letters --------------------------------------------------------------
 
@@ -554,11 +483,11 @@ class _ListQueue(AsyncBroker):
         client = self.endpoint.client
         moved = 0
         if ids is not None:
-            for chunk in _chunks(ids):
+            for chunk in chunks(ids):
                 moved += await scripts.run(client, _REQUEUE, target, ["ids", *chunk])
             return moved
-        for _ in range(await self.count_dead(queue_name) // _CHUNK + 1):
-            step = await scripts.run(client, _REQUEUE, target, ["oldest", _CHUNK])
+        for _ in range(await self.count_dead(queue_name) // CHUNK + 1):
+            step = await scripts.run(client, _REQUEUE, target, ["oldest", CHUNK])
             moved += step
             if not step:
                 break
@@ -569,8 +498,8 @@ class _ListQueue(AsyncBroker):
         keys = self._keys_for(queue_name)
         target = [keys.dead, keys.reasons, keys.deliveries, keys.msgs]
         purged = 0
-        for _ in range(await self.count_dead(queue_name) // _CHUNK + 1):
-            step = await scripts.run(self.endpoint.client, _PURGE, target, [_CHUNK])
+        for _ in range(await self.count_dead(queue_name) // CHUNK + 1):
+            step = await scripts.run(self.endpoint.client, _PURGE, target, [CHUNK])
             purged += step
             if not step:
                 break

@@ -26,7 +26,90 @@ class CliCase:
 
 # `NAME` stands for a fresh name per test; `Q:` for the companion keys of queue NAME.
 ID = "0000000000000001:0"
+GROUP_READ = [
+    ["XGROUP", "CREATE", "NAME", "g", "0", "MKSTREAM"],
+    ["XADD", "NAME", "1-1", "data", "payload"],
+    ["XREADGROUP", "GROUP", "g", "c1", "COUNT", "10", "STREAMS", "NAME", ">"],
+]
+STREAM_KEYS = ["NAME", "Q:lock.g", "Q:cursor.g", "Q:dead.g", "Q:delayed", "Q:payloads"]
 CASES: dict[str, CliCase] = {
+    "stream/delay": CliCase(
+        keys=["Q:delayed", "Q:payloads"],
+        args=["m1", "payload", "1000"],
+        prints=r"\d+",
+        after=[
+            (["HGET", "Q:payloads", "m1"], "payload"),
+            (["ZCARD", "Q:delayed"], "1"),
+        ],
+    ),
+    "stream/claim": CliCase(
+        keys=STREAM_KEYS,
+        args=["g", "c2", "token", "1000", "0", "10", "5", "100", "0", "0", "100"],
+        prints=r"\d+\n-1\n1-1\n2\npayload",
+        before=GROUP_READ,
+        after=[(["GET", "Q:lock.g"], "token")],
+    ),
+    "stream/ack": CliCase(
+        keys=["NAME"],
+        args=["g", "1", "1-1"],
+        prints="1",
+        before=GROUP_READ,
+        after=[(["XLEN", "NAME"], "0")],
+    ),
+    "stream/extend": CliCase(
+        keys=["NAME"],
+        args=["g", "c1", "1-1", "5-5"],
+        prints="5-5",
+        before=GROUP_READ,
+    ),
+    "stream/release": CliCase(
+        keys=["NAME", "Q:lock.g"],
+        args=["g", "c1", "1099511627776", "1", "1-1", "1"],
+        prints="1",
+        before=[*GROUP_READ, ["SET", "Q:lock.g", "someone"]],
+        after=[(["EXISTS", "Q:lock.g"], "0")],
+    ),
+    "stream/bury": CliCase(
+        keys=["NAME", "Q:dead.g"],
+        args=["g", "1-1", "1", "why", "payload", "100"],
+        prints="1",
+        before=GROUP_READ,
+        after=[(["XLEN", "Q:dead.g"], "1"), (["XLEN", "NAME"], "0")],
+    ),
+    "stream/requeue": CliCase(
+        keys=["NAME", "Q:dead.g"],
+        args=["oldest", "10"],
+        prints="1",
+        before=[["XADD", "Q:dead.g", "1-1", "data", "payload"]],
+        after=[(["XLEN", "NAME"], "1"), (["XLEN", "Q:dead.g"], "0")],
+    ),
+    "stream/purge": CliCase(
+        keys=["Q:dead.g"],
+        args=["10"],
+        prints="1",
+        before=[["XADD", "Q:dead.g", "1-1", "data", "payload"]],
+        after=[(["XLEN", "Q:dead.g"], "0")],
+    ),
+    "stream/dead": CliCase(
+        keys=["Q:dead.g"],
+        args=["0", "10"],
+        prints=r"1\n1-1\n3\nwhy\npayload\n9-9",
+        before=[
+            [
+                "XADD",
+                "Q:dead.g",
+                "1-1",
+                "data",
+                "payload",
+                "deliveries",
+                "3",
+                "reason",
+                "why",
+                "origin",
+                "9-9",
+            ]
+        ],
+    ),
     "queue/kick": CliCase(
         keys=["Q:seq", "Q:msgs", "Q:ready", "Q:delayed", "Q:marker"],
         args=["payload", "0", "0"],

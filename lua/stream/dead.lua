@@ -1,0 +1,30 @@
+#!lua flags=no-writes
+--[[ dead: list a group's dead letters, oldest first.
+  KEYS[1] dead        STREAM  the group's dead letters
+  ARGV[1] offset
+  ARGV[2] N, the most entries to return
+  Returns: {total, {id, deliveries, reason, payload, origin id, ...}}; the time an
+    entry died is in its id
+  Work: O(offset + N)
+]]
+local rcall = redis.call
+
+local first = math.max(0, tonumber(ARGV[1]) or 0)
+local wanted = tonumber(ARGV[2]) or 0
+local listed = {}
+if wanted > 0 then
+  local page = rcall("XRANGE", KEYS[1], "-", "+", "COUNT", first + wanted)
+  for i = first + 1, #page do
+    local id, fields = page[i][1], page[i][2]
+    local found = {}
+    for j = 1, #fields, 2 do
+      found[fields[j]] = fields[j + 1]
+    end
+    listed[#listed + 1] = id
+    listed[#listed + 1] = found["deliveries"] or "0"
+    listed[#listed + 1] = found["reason"] or ""
+    listed[#listed + 1] = found["data"] or ""
+    listed[#listed + 1] = found["origin"] or ""
+  end
+end
+return {rcall("XLEN", KEYS[1]), listed}

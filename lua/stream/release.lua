@@ -1,0 +1,33 @@
+#!lua flags=allow-oom
+--[[ release: let the group take over at once entries this consumer will not finish.
+  KEYS[1] stream      STREAM  the queue
+  KEYS[2] lock        STRING  the group's claim lock; deleted so the next claim runs
+  ARGV[1] group
+  ARGV[2] consumer
+  ARGV[3] idle time (ms) to give the entries: more than any min idle time
+  ARGV[4] "1": never handed to taskiq, the delivery does not count; "0": it counts
+  ARGV[5..] pairs: entry id, delivery number it was handed out with
+  Returns: how many entries were released
+  Work: O(K log M), K = (#ARGV - 4) / 2, which the caller keeps small
+]]
+local rcall = redis.call
+local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
+
+local released = 0
+for i = 5, #ARGV - 1, 2 do
+  local id = ARGV[i]
+  local pending = rcall("XPENDING", stream, group, id, id, 1)
+  if pending[1] and pending[1][2] == consumer then
+    local count = pending[1][4]
+    if ARGV[4] == "1" then
+      count = math.max(0, count - 1)
+    end
+    rcall("XCLAIM", stream, group, consumer, 0, id, "IDLE", ARGV[3],
+      "RETRYCOUNT", count, "JUSTID")
+    released = released + 1
+  end
+end
+if released > 0 then
+  rcall("DEL", KEYS[2])
+end
+return released

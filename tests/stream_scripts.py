@@ -1,0 +1,119 @@
+"""Calling the stream queue's scripts by hand, as a dead or stale worker would."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from taskiq_redis_lua import scripts
+from taskiq_redis_lua import topology as topo
+from taskiq_redis_lua.keys import StreamKeys, stream_keys
+from taskiq_redis_lua.scripts import Arg
+
+NAMES = ("delay", "claim", "ack", "extend", "release", "bury", "requeue", "purge")
+S = {name: scripts.script(f"stream/{name}") for name in (*NAMES, "dead")}
+
+
+def text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Stream:
+    """Calls each stream script with the keys its header asks for."""
+
+    def __init__(self, endpoint: topo.Endpoint, name: str, group: str = "g") -> None:
+        self.client = endpoint.client
+        self.group = group
+        self.k: StreamKeys = stream_keys(name, group)
+
+    async def create_group(self, group: str | None = None, start: str = "0") -> None:
+        await self.client.xgroup_create(
+            self.k.stream, group or self.group, id=start, mkstream=True
+        )
+
+    async def add(self, payload: str) -> str:
+        return text(await self.client.xadd(self.k.stream, {"data": payload}))
+
+    async def read(self, consumer: str, group: str | None = None) -> list[str]:
+        reply: Any = await self.client.xreadgroup(
+            group or self.group, consumer, {self.k.stream: ">"}, count=100
+        )
+        streams = reply.items() if isinstance(reply, dict) else reply or []
+        return [text(entry_id) for _, entries in streams for entry_id, _ in entries]
+
+    async def delay(self, message_id: str, payload: str, delay_ms: int) -> int:
+        k = self.k
+        keys = [k.delayed, k.payloads]
+        args: list[Arg] = [message_id, payload, delay_ms]
+        return int(await scripts.run(self.client, S["delay"], keys, args))
+
+    async def claim(
+        self,
+        consumer: str,
+        min_idle_ms: int = 0,
+        lock_ms: int = 1_000,
+        max_deliveries: int = 5,
+        maxlen: int = 0,
+        token: str | None = None,
+    ) -> tuple[int, list[tuple[str, int, bytes]], list[tuple[str, str]]]:
+        k = self.k
+        keys = [k.stream, k.lock, k.cursor, k.dead, k.delayed, k.payloads]
+        args: list[Arg] = [
+            self.group, consumer, token or consumer, lock_ms, min_idle_ms, 100,
+            max_deliveries, 1000, maxlen, "0", 100,
+        ]  # fmt: skip
+        _, next_due, handed, buried = await scripts.run(
+            self.client, S["claim"], keys, args
+        )
+        return (
+            int(next_due),
+            [
+                (text(handed[i]), int(handed[i + 1]), handed[i + 2])
+                for i in range(0, len(handed), 3)
+            ],
+            [(text(buried[i]), text(buried[i + 1])) for i in range(0, len(buried), 2)],
+        )
+
+    async def ack(
+        self, *ids: str, delete: bool = True, group: str | None = None
+    ) -> int:
+        args = [group or self.group, "1" if delete else "0", *ids]
+        return int(await scripts.run(self.client, S["ack"], [self.k.stream], args))
+
+    async def extend(self, consumer: str, *ids: str) -> list[str]:
+        args = [self.group, consumer, *ids]
+        lost = await scripts.run(self.client, S["extend"], [self.k.stream], args)
+        return [text(entry_id) for entry_id in lost]
+
+    async def release(self, consumer: str, *pairs: Any, counted: bool = False) -> int:
+        args = [self.group, consumer, 2**40, "0" if counted else "1", *pairs]
+        keys = [self.k.stream, self.k.lock]
+        return int(await scripts.run(self.client, S["release"], keys, args))
+
+    async def bury(
+        self, entry_id: str, deliveries: int, reason: str, payload: str
+    ) -> int:
+        args: list[Arg] = [self.group, entry_id, deliveries, reason, payload, 100]
+        keys = [self.k.stream, self.k.dead]
+        return int(await scripts.run(self.client, S["bury"], keys, args))
+
+    async def requeue(self, *args: Any) -> int:
+        keys = [self.k.stream, self.k.dead]
+        return int(await scripts.run(self.client, S["requeue"], keys, list(args)))
+
+    async def purge(self, n: int) -> int:
+        return int(await scripts.run(self.client, S["purge"], [self.k.dead], [n]))
+
+    async def dead(self, offset: int = 0, n: int = 10) -> tuple[int, list[Any]]:
+        total, entries = await scripts.run(
+            self.client, S["dead"], [self.k.dead], [offset, n]
+        )
+        return int(total), entries
+
+    async def deliveries(self, entry_id: str) -> tuple[str, int] | None:
+        """The consumer holding ``entry_id`` and its delivery count, if pending."""
+        pending = await self.client.xpending_range(
+            self.k.stream, self.group, min=entry_id, max=entry_id, count=1
+        )
+        if not pending:
+            return None
+        return text(pending[0]["consumer"]), int(pending[0]["times_delivered"])

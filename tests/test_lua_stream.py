@@ -1,0 +1,186 @@
+"""lua/stream/*.lua through the registry, on every topology."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from taskiq_redis_lua import ScriptReplyError
+from taskiq_redis_lua import topology as topo
+
+from .stream_scripts import Stream, text
+
+
+@pytest.fixture
+async def stream(endpoint: topo.Endpoint, unique: str) -> Stream:
+    created = Stream(endpoint, unique)
+    await created.create_group()
+    return created
+
+
+async def test_delay_keeps_a_message_aside_until_claim_moves_it_in(
+    stream: Stream,
+) -> None:
+    due = await stream.delay("m1", "later", 150)
+    next_due, _, _ = await stream.claim("c1", token="t1")
+    assert next_due == due
+    assert await stream.client.xlen(stream.k.stream) == 0
+    await asyncio.sleep(0.2)
+    await stream.claim("c1", token="t2")
+    entries: Any = await stream.client.xrange(stream.k.stream)
+    assert [fields[b"data"] for _, fields in entries] == [b"later"]
+    assert await stream.client.exists(stream.k.delayed, stream.k.payloads) == 0
+
+
+async def test_delay_refuses_a_delay_that_is_not_whole_milliseconds(
+    stream: Stream,
+) -> None:
+    with pytest.raises(ScriptReplyError, match="TRL_BADARG"):
+        await stream.delay("m1", "x", -1)
+
+
+async def test_claim_takes_over_idle_entries_and_counts_the_delivery(
+    stream: Stream,
+) -> None:
+    entry_id = await stream.add("work")
+    await stream.read("dead-worker")
+    await asyncio.sleep(0.05)
+    _, handed, buried = await stream.claim("c2", min_idle_ms=20)
+    assert handed == [(entry_id, 2, b"work")]
+    assert buried == []
+    assert await stream.deliveries(entry_id) == ("c2", 2)
+
+
+async def test_claim_leaves_entries_that_are_not_idle_long_enough(
+    stream: Stream,
+) -> None:
+    await stream.add("busy")
+    await stream.read("living-worker")
+    _, handed, _ = await stream.claim("c2", min_idle_ms=60_000)
+    assert handed == []
+
+
+async def test_claim_runs_once_per_lock_and_the_lock_expires(stream: Stream) -> None:
+    await stream.add("x")
+    await stream.read("dead-worker")
+    await asyncio.sleep(0.02)
+    _, handed, _ = await stream.claim("c2", min_idle_ms=10, lock_ms=300, token="a")
+    assert handed
+    await asyncio.sleep(0.02)
+    _, handed, _ = await stream.claim("c3", min_idle_ms=10, lock_ms=300, token="b")
+    assert handed == []  # the lock is held
+    assert 0 < await stream.client.pttl(stream.k.lock) <= 300
+    await asyncio.sleep(0.35)
+    _, handed, _ = await stream.claim("c3", min_idle_ms=10, lock_ms=300, token="b")
+    assert handed
+
+
+async def test_claim_buries_entries_delivered_too_often(stream: Stream) -> None:
+    entry_id = await stream.add("poison")
+    await stream.read("w1")  # delivery 1
+    await asyncio.sleep(0.02)
+    _, handed, _ = await stream.claim("w2", min_idle_ms=10, max_deliveries=2, lock_ms=1)
+    assert handed == [(entry_id, 2, b"poison")]
+    await asyncio.sleep(0.02)
+    _, handed, buried = await stream.claim(
+        "w3", min_idle_ms=10, max_deliveries=2, lock_ms=1
+    )
+    assert handed == []
+    assert buried == [(entry_id, "delivered 2 times without an ack")]
+    assert await stream.client.xlen(stream.k.stream) == 0
+    assert await stream.deliveries(entry_id) is None
+    total, entries = await stream.dead()
+    assert total == 1
+    assert [text(item) for item in entries[1:5]] == [
+        "3", "delivered 2 times without an ack", "poison", entry_id,
+    ]  # fmt: skip
+
+
+async def test_ack_deletes_an_entry_only_when_no_other_group_needs_it(
+    stream: Stream,
+) -> None:
+    await stream.create_group("other")
+    entry_id = await stream.add("shared")
+    await stream.read("a")
+    assert await stream.ack(entry_id) == 1
+    assert await stream.client.xlen(stream.k.stream) == 1  # "other" has not read it
+    await stream.read("b", group="other")
+    assert await stream.ack(entry_id, group="other") == 1
+    assert await stream.client.xlen(stream.k.stream) == 0
+
+
+async def test_ack_without_delete_keeps_the_entry(stream: Stream) -> None:
+    entry_id = await stream.add("kept")
+    await stream.read("a")
+    assert await stream.ack(entry_id, delete=False) == 1
+    assert await stream.ack(entry_id, delete=False) == 0
+    assert await stream.client.xlen(stream.k.stream) == 1
+
+
+async def test_extend_resets_idle_time_and_reports_entries_taken_over(
+    stream: Stream,
+) -> None:
+    mine = await stream.add("mine")
+    taken = await stream.add("taken")
+    await stream.read("w1")
+    await asyncio.sleep(0.1)
+    await stream.client.xclaim(stream.k.stream, stream.group, "w2", 0, [taken])
+    assert await stream.extend("w1", mine, taken) == [taken]
+    _, handed, _ = await stream.claim("w3", min_idle_ms=80)
+    assert handed == []  # "mine" is fresh again, "taken" was just claimed
+    assert await stream.deliveries(mine) == ("w1", 1)
+
+
+async def test_release_lets_the_next_claim_take_entries_without_counting(
+    stream: Stream,
+) -> None:
+    entry_id = await stream.add("unstarted")
+    await stream.read("w1")
+    await stream.client.set(stream.k.lock, "someone")
+    assert await stream.release("w1", entry_id, 1) == 1
+    assert await stream.client.exists(stream.k.lock) == 0
+    _, handed, _ = await stream.claim("w2", min_idle_ms=60_000)
+    assert handed == [(entry_id, 1, b"unstarted")]
+
+
+async def test_a_counted_release_counts_the_delivery(stream: Stream) -> None:
+    entry_id = await stream.add("started")
+    await stream.read("w1")
+    assert await stream.release("w1", entry_id, 1, counted=True) == 1
+    _, handed, _ = await stream.claim("w2", min_idle_ms=60_000)
+    assert handed == [(entry_id, 2, b"started")]
+
+
+async def test_release_ignores_entries_another_consumer_holds(stream: Stream) -> None:
+    entry_id = await stream.add("x")
+    await stream.read("w1")
+    assert await stream.release("w2", entry_id, 1) == 0
+    assert await stream.deliveries(entry_id) == ("w1", 1)
+
+
+async def test_bury_then_requeue_then_purge(stream: Stream) -> None:
+    ids = [await stream.add(f"m{n}") for n in range(3)]
+    await stream.read("w1")
+    for entry_id in ids:
+        assert await stream.bury(entry_id, 1, "undecodable", f"p-{entry_id}") == 1
+    assert await stream.bury(ids[0], 1, "again", "p") == 0
+    assert await stream.client.xlen(stream.k.stream) == 0
+    total, entries = await stream.dead(offset=1, n=1)
+    assert total == 3
+    assert text(entries[4]) == ids[1]
+    dead: Any = await stream.client.xrange(stream.k.dead)
+    dead_ids = [text(i) for i, _ in dead]
+    assert await stream.requeue("ids", dead_ids[0], "0-1") == 1
+    assert await stream.requeue("oldest", 1) == 1
+    left: Any = await stream.client.xrange(stream.k.stream)
+    payloads = [fields[b"data"] for _, fields in left]
+    assert payloads == [f"p-{ids[0]}".encode(), f"p-{ids[1]}".encode()]
+    assert await stream.purge(10) == 1
+    assert await stream.dead() == (0, [])
+
+
+async def test_requeue_refuses_an_unknown_mode(stream: Stream) -> None:
+    with pytest.raises(ScriptReplyError, match="mode must be ids or oldest"):
+        await stream.requeue("everything")
