@@ -40,6 +40,20 @@ RETRYABLE: tuple[type[Exception], ...] = (
 )
 
 
+def raise_if_cancelled() -> None:
+    """Raise CancelledError if the running task has been asked to stop.
+
+    redis-py 8's asyncio client can finish a command although the task awaiting it
+    was cancelled, and the CancelledError is lost. Loops that talk to Redis call
+    this after every call so that a cancelled task still stops (Python >= 3.11,
+    where a task remembers that it was cancelled).
+    """
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    if cancelling is not None and cancelling():
+        raise asyncio.CancelledError
+
+
 class Backoff:
     """Capped exponential back-off with jitter, logging each outage once."""
 
@@ -60,6 +74,7 @@ class Backoff:
 
     async def failed(self, error: BaseException) -> None:
         """Log the start of an outage once, then sleep before the next attempt."""
+        raise_if_cancelled()
         if self.failures == 0:
             self.logger.warning(
                 "%s: Redis is unreachable (%s: %s); retrying with back-off",
@@ -73,6 +88,7 @@ class Backoff:
 
     def succeeded(self) -> None:
         """Log the end of an outage, if there was one."""
+        raise_if_cancelled()
         if self.failures:
             self.logger.warning(
                 "%s: Redis is reachable again after %d failed attempt(s)",

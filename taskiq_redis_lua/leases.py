@@ -9,11 +9,12 @@ lease had already run out and someone else has the message now.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator
 from itertools import islice
 from typing import Generic, TypeVar
+
+from taskiq_redis_lua.backoff import raise_if_cancelled
 
 Key = TypeVar("Key", bound=Hashable)
 T = TypeVar("T")
@@ -22,6 +23,16 @@ T = TypeVar("T")
 CHUNK = 500
 
 logger = logging.getLogger("taskiq_redis_lua.leases")
+
+
+async def stop_task(task: asyncio.Task[None], grace: float = 5.0) -> None:
+    """Cancel a background task and wait (a bounded time) until it has ended."""
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=grace)
+    if not done:
+        logger.warning("%s did not stop within %s s", task.get_name(), grace)
+    elif not task.cancelled() and task.exception() is not None:
+        logger.warning("%s ended with %r", task.get_name(), task.exception())
 
 
 def chunks(items: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
@@ -68,9 +79,7 @@ class Holdings(Generic[Key]):
     async def stop(self) -> None:
         """Stop renewing; what is held stays held."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)
             self._task = None
 
     async def _renew_forever(self) -> None:
@@ -80,8 +89,10 @@ class Holdings(Generic[Key]):
                 try:
                     lost = await asyncio.wait_for(self.renew(chunk), self.interval)
                 except Exception as error:  # noqa: BLE001 - the keeper must go on
+                    raise_if_cancelled()
                     logger.warning("Could not renew leases on %s: %r", self.what, error)
                     break
+                raise_if_cancelled()
                 handed = dict(chunk)
                 for key in lost:
                     if key in handed and self.held.get(key) == handed[key]:

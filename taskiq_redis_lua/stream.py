@@ -25,10 +25,10 @@ from redis.exceptions import ResponseError
 from taskiq import AckableMessage, AsyncBroker, AsyncResultBackend, BrokerMessage
 
 from taskiq_redis_lua import labels, options, scripts, topology
-from taskiq_redis_lua.backoff import RETRYABLE, Backoff, attempt
+from taskiq_redis_lua.backoff import RETRYABLE, Backoff, attempt, raise_if_cancelled
 from taskiq_redis_lua.dead_letters import DeadLetter
 from taskiq_redis_lua.keys import StreamKeys, stream_keys
-from taskiq_redis_lua.leases import CHUNK, Holdings, chunks
+from taskiq_redis_lua.leases import CHUNK, Holdings, chunks, stop_task
 
 logger = logging.getLogger("taskiq_redis_lua.stream")
 
@@ -201,9 +201,7 @@ class _StreamBroker(AsyncBroker):
     async def shutdown(self) -> None:
         """Stop claiming, hand back unfinished entries at once, disconnect."""
         if self._claimer is not None:
-            self._claimer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._claimer
+            await stop_task(self._claimer)
             self._claimer = None
         await self._holdings.stop()
         if held := self._holdings.items():
@@ -269,6 +267,9 @@ class _StreamBroker(AsyncBroker):
                     continue
                 pending.extend(await self._next_entries(reads))
         finally:
+            if self._claimer is not None:  # nobody takes what it would claim now
+                await stop_task(self._claimer)
+                self._claimer = None
             for read in reads.values():
                 read.cancel()
             for result in await asyncio.gather(*reads.values(), return_exceptions=True):
@@ -322,6 +323,7 @@ class _StreamBroker(AsyncBroker):
                     block=self.block,
                 )
             except ResponseError as error:
+                raise_if_cancelled()
                 if not _is_nogroup(error):
                     raise
                 logger.warning("Group %s of %s is gone; creating it again",
@@ -377,6 +379,7 @@ class _StreamBroker(AsyncBroker):
                     await backoff.failed(error)
                     continue
                 except ResponseError as error:
+                    raise_if_cancelled()
                     if not _is_nogroup(error):
                         logger.exception("Claiming on %s failed", stream)
                         continue

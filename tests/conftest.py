@@ -18,10 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from taskiq import AsyncBroker
 
 from taskiq_redis_lua import local_redis
 from taskiq_redis_lua import topology as topo
 from taskiq_redis_lua.local_redis import Kind, LocalTopology
+
+from .listening import Listen, Listener
 
 KINDS: list[Kind] = ["single", "cluster", "sentinel"]
 OpenEndpoint = Callable[..., topo.Endpoint]
@@ -117,6 +120,20 @@ async def open_endpoint() -> AsyncIterator[Callable[..., topo.Endpoint]]:
     yield open_one
     for built in opened:
         await built.close()
+
+
+@pytest.fixture
+async def listen() -> AsyncIterator[Listen]:
+    """Start listeners on brokers; every one is closed after the test."""
+    listeners: list[Listener] = []
+
+    def start(broker: AsyncBroker) -> Listener:
+        listeners.append(Listener(broker))
+        return listeners[-1]
+
+    yield start
+    for listener in listeners:
+        await listener.close()
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from taskiq_redis_lua.keys import list_queue_keys
 from taskiq_redis_lua.list_queue import _ListQueue
 from taskiq_redis_lua.local_redis import LocalTopology
 
+from .listening import Listen, Listener, send
 from .queue_scripts import Queue
 
 MakeQueue = Callable[..., _ListQueue]
@@ -56,72 +57,10 @@ async def make_queue(topology: LocalTopology, unique: str) -> AsyncIterator[Make
         await broker.shutdown()
 
 
-class Listener:
-    """Drives ``broker.listen()`` the way taskiq's receiver does."""
-
-    def __init__(self, broker: _ListQueue) -> None:
-        self.broker = broker
-        self.stream = broker.listen()
-        self.pending: asyncio.Future[QueueMessage] | None = None
-
-    async def next(self, timeout: float = 5.0) -> QueueMessage:
-        if self.pending is None:
-            self.pending = asyncio.ensure_future(anext(self.stream))
-        done, _ = await asyncio.wait({self.pending}, timeout=timeout)
-        if not done:
-            raise TimeoutError(f"no message within {timeout} s")
-        message, self.pending = self.pending.result(), None
-        return message
-
-    async def gets_nothing_for(self, seconds: float) -> bool:
-        try:
-            message = await self.next(timeout=seconds)
-        except TimeoutError:
-            return True
-        pytest.fail(f"unexpected message {message.id}")
-
-    async def close(self) -> None:
-        if self.pending is not None:
-            self.pending.cancel()
-            await asyncio.gather(self.pending, return_exceptions=True)
-        await self.stream.aclose()
-
-    def value(self, message: QueueMessage) -> Any:
-        return self.broker.formatter.loads(message.data).args[0]
-
-
-@pytest.fixture
-async def listen() -> AsyncIterator[Callable[[_ListQueue], Listener]]:
-    listeners: list[Listener] = []
-
-    def start(broker: _ListQueue) -> Listener:
-        listeners.append(Listener(broker))
-        return listeners[-1]
-
-    yield start
-    for listener in listeners:
-        await listener.close()
-
-
-async def send(broker: _ListQueue, value: Any, **labels: Any) -> None:
-    """Kick a task message carrying ``value``, as ``task.kicker().with_labels()``."""
-    message = TaskiqMessage(
-        task_id=f"task-{value}",
-        task_name="echo",
-        labels=labels,
-        args=[value],
-        kwargs={},
-    )
-    await broker.kick(broker.formatter.dumps(message))
-
-
 @pytest.fixture
 def raw(endpoint: topo.Endpoint, unique: str) -> Queue:
     """The queue's scripts called by hand: a worker that dies or stalls."""
     return Queue(endpoint, unique)
-
-
-Listen = Callable[[_ListQueue], Listener]
 
 
 async def test_one_message_reaches_exactly_one_of_two_listeners(
