@@ -19,6 +19,11 @@ from taskiq_redis_lua.list_queue import (
     ListQueueSentinelBroker,
     QueueMessage,
 )
+from taskiq_redis_lua.pubsub import (
+    PubSubBroker,
+    PubSubClusterBroker,
+    PubSubSentinelBroker,
+)
 from taskiq_redis_lua.result_backend import (
     RedisAsyncClusterResultBackend,
     RedisAsyncResultBackend,
@@ -38,6 +43,9 @@ __all__ = [
     "ListQueueBroker",
     "ListQueueClusterBroker",
     "ListQueueSentinelBroker",
+    "PubSubBroker",
+    "PubSubClusterBroker",
+    "PubSubSentinelBroker",
     "QueueMessage",
     "RedisAsyncClusterResultBackend",
     "RedisAsyncResultBackend",

@@ -7,11 +7,19 @@ This is the only place that knows the topology. Every class gets an
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
-from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster, Sentinel
+from redis.asyncio import (
+    BlockingConnectionPool,
+    ConnectionPool,
+    Redis,
+    RedisCluster,
+    Sentinel,
+)
+from redis.asyncio.client import PubSub
 
 Client: TypeAlias = "Redis | RedisCluster"
 TopologyKind = Literal["single", "cluster", "sentinel"]
@@ -36,6 +44,42 @@ class Endpoint:
         await self.client.aclose()
         for close in self._closers:
             await close()
+
+    async def publish(self, channel: str, message: bytes) -> int:
+        """PUBLISH ``message``; a cluster passes it to every node over its bus."""
+        if isinstance(self.client, RedisCluster):
+            published: int = await self.client.execute_command(
+                "PUBLISH", channel, message, target_nodes=RedisCluster.RANDOM
+            )
+            return published
+        return int(await self.client.publish(channel, message))
+
+    @asynccontextmanager
+    async def subscription(self, channel: str) -> AsyncIterator[PubSub]:
+        """Subscribe to ``channel`` (on any node of a cluster); unsubscribe after."""
+        subscriber = await self._subscriber(channel)
+        pubsub = subscriber.pubsub()
+        try:
+            await pubsub.subscribe(channel)
+            yield pubsub
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            if subscriber is not self.client:
+                await subscriber.aclose()
+
+    async def _subscriber(self, channel: str) -> Redis:
+        if not isinstance(self.client, RedisCluster):
+            return self.client
+        await self.client.initialize()
+        node = self.client.get_node_from_key(channel)
+        if node is None:
+            raise ConnectionError(f"no cluster node serves the slot of {channel!r}")
+        pool = ConnectionPool(
+            connection_class=node.connection_class,
+            max_connections=2,
+            **node.connection_kwargs,
+        )
+        return Redis.from_pool(pool)
 
 
 def _connection_options(connection_kwargs: Mapping[str, Any]) -> dict[str, Any]:

@@ -15,10 +15,13 @@ ROOT = Path(__file__).resolve().parent.parent
 TASKIQ = Path(sys.executable).parent / "taskiq"
 
 
-def app_environment(target: LocalTopology, queue: str) -> dict[str, str]:
+def app_environment(
+    target: LocalTopology, queue: str, family: str = "list"
+) -> dict[str, str]:
     """Environment variables that point tests/apps/* at ``target`` and ``queue``."""
     return {
         **os.environ,
+        "TRL_FAMILY": family,
         "TRL_KIND": target.kind,
         "TRL_URL": target.url,
         "TRL_SENTINELS": ",".join(f"{host}:{port}" for host, port in target.sentinels),

@@ -1,4 +1,4 @@
-"""The list queue end to end, through the real `taskiq worker` command."""
+"""Both queue families end to end, through the real `taskiq worker` command."""
 
 from __future__ import annotations
 
@@ -16,20 +16,30 @@ from taskiq_redis_lua.local_redis import LocalTopology
 
 from .worker_process import Worker, app_environment
 
-APP = "tests.apps.list_app:broker"
+APP = "tests.apps.worker_app:broker"
+
+
+@pytest.fixture(params=["list", "stream"])
+def family(request: pytest.FixtureRequest) -> str:
+    """Each queue family in turn."""
+    name: str = request.param
+    return name
 
 
 @pytest.fixture
 def app(
-    topology: LocalTopology, unique: str, monkeypatch: pytest.MonkeyPatch
+    topology: LocalTopology,
+    unique: str,
+    family: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[ModuleType]:
     """The test app, imported in this process too, to send tasks and read results."""
-    for name, value in app_environment(topology, unique).items():
+    for name, value in app_environment(topology, unique, family).items():
         monkeypatch.setenv(name, value)
-    sys.modules.pop("tests.apps.list_app", None)
-    module = importlib.import_module("tests.apps.list_app")
+    sys.modules.pop("tests.apps.worker_app", None)
+    module = importlib.import_module("tests.apps.worker_app")
     yield module
-    sys.modules.pop("tests.apps.list_app", None)
+    sys.modules.pop("tests.apps.worker_app", None)
 
 
 @pytest.fixture
@@ -40,9 +50,7 @@ async def client_app(app: ModuleType) -> AsyncIterator[ModuleType]:
 
 
 @pytest.fixture
-def workers(
-    topology: LocalTopology, unique: str, tmp_path: Path
-) -> Iterator[list[Worker]]:
+def workers() -> Iterator[list[Worker]]:
     started: list[Worker] = []
     yield started
     for worker in started:
@@ -50,12 +58,11 @@ def workers(
 
 
 def start_worker(
-    workers: list[Worker], topology: LocalTopology, queue: str, tmp_path: Path
+    workers: list[Worker], app: ModuleType, topology: LocalTopology, tmp_path: Path
 ) -> Worker:
     log = tmp_path / f"worker-{len(workers)}.log"
-    worker = Worker(
-        APP, app_environment(topology, queue), log, "--max-async-tasks", "20"
-    )
+    environment = app_environment(topology, app.QUEUE, app.FAMILY)
+    worker = Worker(APP, environment, log, "--max-async-tasks", "20")
     workers.append(worker)
     return worker
 
@@ -69,12 +76,11 @@ async def test_a_worker_killed_mid_run_loses_nothing(
     client_app: ModuleType,
     workers: list[Worker],
     topology: LocalTopology,
-    unique: str,
     tmp_path: Path,
 ) -> None:
     app = client_app
     tasks = [await app.record.kiq(number, pause=0.05) for number in range(200)]
-    first = start_worker(workers, topology, unique, tmp_path)
+    first = start_worker(workers, app, topology, tmp_path)
     deadline = time.monotonic() + 60
     while len(await executions(app)) < 60:
         assert time.monotonic() < deadline, first.output()
@@ -82,7 +88,7 @@ async def test_a_worker_killed_mid_run_loses_nothing(
     first.kill()
     done_by_first = len(await executions(app))
     assert done_by_first < 200
-    start_worker(workers, topology, unique, tmp_path)
+    start_worker(workers, app, topology, tmp_path)
     results = [await task.wait_result(timeout=60) for task in tasks]
     assert [result.return_value for result in results] == [2 * n for n in range(200)]
     ran = await executions(app)
@@ -94,11 +100,10 @@ async def test_an_idle_worker_runs_a_long_task_and_stops_promptly_on_ctrl_c(
     client_app: ModuleType,
     workers: list[Worker],
     topology: LocalTopology,
-    unique: str,
     tmp_path: Path,
 ) -> None:
     app = client_app
-    worker = start_worker(workers, topology, unique, tmp_path)
+    worker = start_worker(workers, app, topology, tmp_path)
     await asyncio.sleep(10)  # idle longer than redis-py 8's 5 s socket timeout
     task = await app.record.kiq(1, pause=8)
     result = await task.wait_result(timeout=20)

@@ -1,7 +1,8 @@
-"""A taskiq app on the list queue, for tests that run the real `taskiq worker`.
+"""A taskiq app for tests that run the real `taskiq worker`.
 
-The environment picks the topology and the queue: TRL_KIND (single, cluster,
-sentinel), TRL_URL, TRL_SENTINELS (host:port,...), TRL_MASTER, TRL_QUEUE.
+The environment picks the broker family (TRL_FAMILY: list or stream), the
+topology (TRL_KIND: single, cluster, sentinel; TRL_URL, TRL_SENTINELS as
+host:port,..., TRL_MASTER) and the queue (TRL_QUEUE).
 """
 
 from __future__ import annotations
@@ -19,9 +20,13 @@ from taskiq_redis_lua import (
     RedisAsyncClusterResultBackend,
     RedisAsyncResultBackend,
     RedisAsyncSentinelResultBackend,
+    RedisStreamBroker,
+    RedisStreamClusterBroker,
+    RedisStreamSentinelBroker,
 )
 from taskiq_redis_lua.keys import companion_key
 
+FAMILY = os.environ.get("TRL_FAMILY", "list")
 KIND = os.environ.get("TRL_KIND", "single")
 URL = os.environ.get("TRL_URL", "redis://127.0.0.1:6379")
 QUEUE = os.environ.get("TRL_QUEUE", "taskiq-test")
@@ -34,19 +39,26 @@ SENTINELS = [
     )
 ]
 MASTER = os.environ.get("TRL_MASTER", "mymaster")
-QUEUE_OPTIONS: dict[str, Any] = {"visibility_timeout": 2.0}
+BROKERS: dict[str, tuple[Any, Any, Any]] = {
+    "list": (ListQueueBroker, ListQueueClusterBroker, ListQueueSentinelBroker),
+    "stream": (RedisStreamBroker, RedisStreamClusterBroker, RedisStreamSentinelBroker),
+}
+OPTIONS: dict[str, dict[str, Any]] = {
+    "list": {"visibility_timeout": 2.0},
+    "stream": {"idle_timeout": 2000, "claim_interval": 0.5},
+}
+single, cluster, sentinel = BROKERS[FAMILY]
+options = {"queue_name": QUEUE, **OPTIONS[FAMILY]}
 
 broker: AsyncBroker
 if KIND == "single":
-    broker = ListQueueBroker(URL, queue_name=QUEUE, **QUEUE_OPTIONS)
+    broker = single(URL, **options)
     results: Any = RedisAsyncResultBackend(URL, prefix_str=QUEUE)
 elif KIND == "cluster":
-    broker = ListQueueClusterBroker(URL, queue_name=QUEUE, **QUEUE_OPTIONS)
+    broker = cluster(URL, **options)
     results = RedisAsyncClusterResultBackend(URL, prefix_str=QUEUE)
 else:
-    broker = ListQueueSentinelBroker(
-        SENTINELS, MASTER, queue_name=QUEUE, **QUEUE_OPTIONS
-    )
+    broker = sentinel(SENTINELS, MASTER, **options)
     results = RedisAsyncSentinelResultBackend(SENTINELS, MASTER, prefix_str=QUEUE)
 broker = broker.with_result_backend(results)
 
