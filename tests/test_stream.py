@@ -333,3 +333,26 @@ def test_bad_options_are_refused_naming_the_parameter(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         build_stream(topology, **options)
+
+
+async def test_a_listener_rides_out_a_redis_restart(
+    tmp_path: Path, unique: str
+) -> None:
+    server = local_redis.start_server(tmp_path)
+    url = f"redis://127.0.0.1:{server.port}"
+    broker = RedisStreamBroker(url, queue_name=unique, xread_block=500, **FAST)
+    await broker.startup()
+    listener = Listener(broker)
+    try:
+        assert await listener.gets_nothing_for(0.3)
+        server.kill()
+        assert await listener.gets_nothing_for(1.0)  # no crash while Redis is away
+        server = local_redis.start_server(tmp_path, port=server.port)
+        sender = RedisStreamBroker(url, queue_name=unique)
+        await send(sender, "after the restart")
+        await sender.shutdown()
+        assert listener.value(await listener.next(timeout=10)) == "after the restart"
+    finally:
+        await listener.close()
+        await broker.shutdown()
+        server.stop()
