@@ -29,6 +29,14 @@ from taskiq_redis_lua.result_backend import (
     RedisAsyncResultBackend,
     RedisAsyncSentinelResultBackend,
 )
+from taskiq_redis_lua.schedule_source import (
+    ListRedisClusterScheduleSource,
+    ListRedisScheduleSource,
+    ListRedisSentinelScheduleSource,
+    RedisClusterScheduleSource,
+    RedisScheduleSource,
+    RedisSentinelScheduleSource,
+)
 from taskiq_redis_lua.stream import (
     RedisStreamBroker,
     RedisStreamClusterBroker,
@@ -43,6 +51,9 @@ __all__ = [
     "ListQueueBroker",
     "ListQueueClusterBroker",
     "ListQueueSentinelBroker",
+    "ListRedisClusterScheduleSource",
+    "ListRedisScheduleSource",
+    "ListRedisSentinelScheduleSource",
     "PubSubBroker",
     "PubSubClusterBroker",
     "PubSubSentinelBroker",
@@ -50,6 +61,9 @@ __all__ = [
     "RedisAsyncClusterResultBackend",
     "RedisAsyncResultBackend",
     "RedisAsyncSentinelResultBackend",
+    "RedisClusterScheduleSource",
+    "RedisScheduleSource",
+    "RedisSentinelScheduleSource",
     "RedisStreamBroker",
     "RedisStreamClusterBroker",
     "RedisStreamSentinelBroker",

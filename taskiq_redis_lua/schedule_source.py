@@ -1,0 +1,404 @@
+"""Schedule sources: schedules in one hash plus one index, fetched without SCAN.
+
+Under the prefix's hash tag: ``data`` (hash: schedule id -> schedule) and
+``index`` (sorted set: score 0 for cron and interval schedules, the due time in ms
+for time schedules). Adding and deleting change both in one script; fetching reads
+pages of the index, so its cost grows with the schedules returned, not with the
+rest of the keyspace. When several schedulers share a source, ``pre_send`` lets one
+of them send each fire time (``SET NX PX`` on a claim key); the others get
+``ScheduledTaskCancelledError``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from functools import partial
+from typing import Any, TypeVar
+
+from taskiq import ScheduledTask, ScheduleSource
+from taskiq.abc.serializer import TaskiqSerializer
+from taskiq.exceptions import ScheduledTaskCancelledError
+from taskiq.serializers import JSONSerializer
+
+from taskiq_redis_lua import options, scripts, topology
+from taskiq_redis_lua.keys import companion_key
+
+logger = logging.getLogger("taskiq_redis_lua.schedule_source")
+
+_ADD = scripts.script("schedule/add")
+_DELETE = scripts.script("schedule/delete")
+_FETCH = scripts.script("schedule/fetch")
+_SCRIPTS = [_ADD, _DELETE, _FETCH]
+
+#: Pages one get_schedules may read per range; beyond it the rest waits for the
+#: next update (a warning says so).
+_MAX_PAGES = 10_000
+#: Time schedules due this long before a scheduler started count as past.
+_PAST_GRACE_MS = 60_000
+#: How long a claim on a time schedule's fire time lives (ms).
+_TIME_CLAIM_MS = 3_600_000
+
+
+_Source = TypeVar("_Source", bound="_ScheduleSource")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _due_ms(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return max(1, int(moment.timestamp() * 1000))
+
+
+def _interval_seconds(interval: int | timedelta) -> float:
+    if isinstance(interval, timedelta):
+        return interval.total_seconds()
+    return float(interval)
+
+
+def _is_recurring(schedule: ScheduledTask) -> bool:
+    return schedule.cron is not None or schedule.interval is not None
+
+
+def _fire_time(schedule: ScheduledTask, now_ms: int) -> tuple[str, int]:
+    """Return the fire time ``now`` belongs to and how long to claim it (ms).
+
+    A cron schedule fires once a minute at most; an interval schedule once per
+    interval; a time schedule once.
+    """
+    if schedule.cron is not None:
+        return f"m{now_ms // 60_000}", 120_000
+    if schedule.interval is not None:
+        seconds = max(1.0, _interval_seconds(schedule.interval))
+        return f"i{math.floor(now_ms / 1000 / seconds)}", max(
+            10_000, int(2000 * seconds)
+        )
+    assert schedule.time is not None
+    return f"t{_due_ms(schedule.time)}", _TIME_CLAIM_MS
+
+
+class _ScheduleSource(ScheduleSource):
+    """The schedule source. The public classes differ only in how they connect."""
+
+    def __init__(
+        self,
+        connect: Callable[[], topology.Endpoint],
+        *,
+        prefix: str,
+        serializer: TaskiqSerializer | None,
+        buffer_size: int,
+        skip_past_schedules: bool,
+        deduplicate: bool,
+    ) -> None:
+        super().__init__()
+        self.prefix = options.queue_name("prefix", prefix)
+        self.buffer_size = options.positive_int("buffer_size", buffer_size)
+        self.serializer = serializer or JSONSerializer()
+        self.skip_past_schedules = skip_past_schedules
+        self.deduplicate = deduplicate
+        self.endpoint = connect()
+        self._keys = [
+            companion_key(self.prefix, "data"),
+            companion_key(self.prefix, "index"),
+        ]
+        self._started_ms = _now_ms()
+        self._migrate_from: ScheduleSource | None = None
+        self._delete_migrated = True
+
+    def with_migrate_from(
+        self: _Source, source: ScheduleSource, delete_schedules: bool = True
+    ) -> _Source:
+        """Copy the schedules of ``source`` into this one at startup."""
+        self._migrate_from = source
+        self._delete_migrated = delete_schedules
+        return self
+
+    async def startup(self) -> None:
+        """Load the scripts and run a migration if one was asked for."""
+        await super().startup()
+        self._started_ms = _now_ms()
+        await scripts.load(self.endpoint.client, _SCRIPTS)
+        if self._migrate_from is not None:
+            await self._migrate(self._migrate_from)
+
+    async def _migrate(self, source: ScheduleSource) -> None:
+        await source.startup()
+        schedules = await source.get_schedules()
+        logger.info("Migrating %d schedule(s) from %r", len(schedules), source)
+        for schedule in schedules:
+            await self.add_schedule(schedule)
+            if self._delete_migrated:
+                await source.delete_schedule(schedule.schedule_id)
+        await source.shutdown()
+
+    async def shutdown(self) -> None:
+        """Disconnect."""
+        await self.endpoint.close()
+        await super().shutdown()
+
+    async def add_schedule(self, schedule: ScheduledTask) -> None:
+        """Store the schedule and index it (cron, interval or time) in one script."""
+        payload = self.serializer.dumpb(schedule.model_dump(mode="json"))
+        if _is_recurring(schedule):
+            score = 0
+        else:
+            assert schedule.time is not None
+            score = _due_ms(schedule.time)
+        await scripts.run(
+            self.endpoint.client,
+            _ADD,
+            self._keys,
+            [schedule.schedule_id, payload, score],
+        )
+
+    async def delete_schedule(self, schedule_id: str) -> None:
+        """Remove the schedule and its index entry in one script."""
+        await scripts.run(self.endpoint.client, _DELETE, self._keys, [schedule_id])
+
+    async def get_schedules(self) -> list[ScheduledTask]:
+        """Return cron and interval schedules and every time schedule due by now."""
+        now = _now_ms()
+        since = self._started_ms - _PAST_GRACE_MS if self.skip_past_schedules else 1
+        raw = await self._fetch(0, 0) + await self._fetch(max(1, since), now)
+        schedules = []
+        for schedule_id, payload in raw:
+            if payload is None:
+                logger.warning("Schedule %s has no data; skipping it", schedule_id)
+                continue
+            try:
+                schedules.append(
+                    ScheduledTask.model_validate(self.serializer.loadb(payload))
+                )
+            except Exception as error:  # noqa: BLE001 - one bad schedule must not stop the rest
+                logger.warning("Cannot read schedule %s: %r", schedule_id, error)
+        return schedules
+
+    async def _fetch(self, lowest: int, highest: int) -> list[tuple[str, bytes | None]]:
+        """Read every page of the index between two scores."""
+        found: list[tuple[str, bytes | None]] = []
+        for page_number in range(_MAX_PAGES):
+            page = await scripts.run(
+                self.endpoint.client,
+                _FETCH,
+                self._keys,
+                [lowest, highest, page_number * self.buffer_size, self.buffer_size],
+            )
+            for index in range(0, len(page), 2):
+                schedule_id = page[index]
+                found.append(
+                    (
+                        schedule_id.decode()
+                        if isinstance(schedule_id, bytes)
+                        else schedule_id,
+                        page[index + 1],
+                    )
+                )
+            if len(page) < 2 * self.buffer_size:
+                return found
+        logger.warning(
+            "Stopped after %d pages of schedules; the rest waits", _MAX_PAGES
+        )
+        return found
+
+    async def pre_send(self, task: ScheduledTask) -> None:
+        """Claim this fire time of the schedule; another scheduler may have it.
+
+        :raises ScheduledTaskCancelledError: another scheduler sends this one.
+        """
+        if not self.deduplicate:
+            return
+        fire_time, lifetime_ms = _fire_time(task, _now_ms())
+        claim = companion_key(self.prefix, "claim", f"{task.schedule_id}@{fire_time}")
+        if not await self.endpoint.client.set(claim, b"1", nx=True, px=lifetime_ms):
+            raise ScheduledTaskCancelledError
+
+    async def post_send(self, task: ScheduledTask) -> None:
+        """Remove a time schedule once it has been sent."""
+        if not _is_recurring(task):
+            await self.delete_schedule(task.schedule_id)
+
+
+def _deprecated(name: str) -> None:
+    warnings.warn(
+        f"{name} is deprecated; use ListRedisScheduleSource (or its cluster and"
+        " sentinel variants), which this class now shares its storage with",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+
+
+class ListRedisScheduleSource(_ScheduleSource):
+    """Schedule source on a single Redis server."""
+
+    def __init__(
+        self,
+        url: str,
+        prefix: str = "schedule",
+        max_connection_pool_size: int | None = None,
+        serializer: TaskiqSerializer | None = None,
+        buffer_size: int = 50,
+        skip_past_schedules: bool = False,
+        *,
+        deduplicate: bool = True,
+        **connection_kwargs: Any,
+    ) -> None:
+        """Connect to ``url``; parameters as in taskiq-redis.
+
+        :param prefix: prefix of the keys (they share its hash tag).
+        :param serializer: JSON by default; pickle only if everyone who can write to
+            this Redis is trusted.
+        :param buffer_size: schedules read per script call.
+        :param skip_past_schedules: do not send time schedules that were due more
+            than a minute before this scheduler started (they stay stored).
+        :param deduplicate: when several schedulers share the source, let only one
+            send each fire time; False saves a Redis call per send when only one
+            scheduler runs.
+        :param connection_kwargs: passed to redis-py's ``BlockingConnectionPool``.
+        """
+        super().__init__(
+            partial(
+                topology.single_node, url, max_connection_pool_size, connection_kwargs
+            ),
+            prefix=prefix,
+            serializer=serializer,
+            buffer_size=buffer_size,
+            skip_past_schedules=skip_past_schedules,
+            deduplicate=deduplicate,
+        )
+
+
+class ListRedisClusterScheduleSource(_ScheduleSource):
+    """Schedule source on a Redis Cluster (all keys in the slot of the prefix)."""
+
+    def __init__(
+        self,
+        url: str,
+        prefix: str = "schedule",
+        serializer: TaskiqSerializer | None = None,
+        buffer_size: int = 50,
+        skip_past_schedules: bool = False,
+        *,
+        deduplicate: bool = True,
+        **connection_kwargs: Any,
+    ) -> None:
+        """Connect to the cluster ``url`` belongs to; see ListRedisScheduleSource."""
+        super().__init__(
+            partial(topology.cluster, url, connection_kwargs),
+            prefix=prefix,
+            serializer=serializer,
+            buffer_size=buffer_size,
+            skip_past_schedules=skip_past_schedules,
+            deduplicate=deduplicate,
+        )
+
+
+class ListRedisSentinelScheduleSource(_ScheduleSource):
+    """Schedule source on the primary that Redis Sentinel names."""
+
+    def __init__(
+        self,
+        sentinels: list[tuple[str, int]],
+        master_name: str,
+        prefix: str = "schedule",
+        serializer: TaskiqSerializer | None = None,
+        buffer_size: int = 50,
+        skip_past_schedules: bool = False,
+        min_other_sentinels: int = 0,
+        sentinel_kwargs: Any | None = None,
+        *,
+        deduplicate: bool = True,
+        **connection_kwargs: Any,
+    ) -> None:
+        """Connect through ``sentinels`` to ``master_name``.
+
+        Other parameters as in :class:`ListRedisScheduleSource`.
+        """
+        super().__init__(
+            partial(
+                topology.sentinel,
+                sentinels,
+                master_name,
+                min_other_sentinels,
+                sentinel_kwargs,
+                connection_kwargs,
+            ),
+            prefix=prefix,
+            serializer=serializer,
+            buffer_size=buffer_size,
+            skip_past_schedules=skip_past_schedules,
+            deduplicate=deduplicate,
+        )
+
+
+class RedisScheduleSource(ListRedisScheduleSource):
+    """Deprecated name, kept for migration: a ListRedisScheduleSource."""
+
+    def __init__(
+        self,
+        url: str,
+        prefix: str = "schedule",
+        buffer_size: int = 50,
+        max_connection_pool_size: int | None = None,
+        serializer: TaskiqSerializer | None = None,
+        **connection_kwargs: Any,
+    ) -> None:
+        """Parameters as in taskiq-redis's RedisScheduleSource."""
+        _deprecated("RedisScheduleSource")
+        super().__init__(
+            url,
+            prefix=prefix,
+            max_connection_pool_size=max_connection_pool_size,
+            serializer=serializer,
+            buffer_size=buffer_size,
+            **connection_kwargs,
+        )
+
+
+class RedisClusterScheduleSource(ListRedisClusterScheduleSource):
+    """Deprecated name, kept for migration: a ListRedisClusterScheduleSource."""
+
+    def __init__(
+        self,
+        url: str,
+        prefix: str = "schedule",
+        serializer: TaskiqSerializer | None = None,
+        **connection_kwargs: Any,
+    ) -> None:
+        """Parameters as in taskiq-redis's RedisClusterScheduleSource."""
+        _deprecated("RedisClusterScheduleSource")
+        super().__init__(url, prefix=prefix, serializer=serializer, **connection_kwargs)
+
+
+class RedisSentinelScheduleSource(ListRedisSentinelScheduleSource):
+    """Deprecated name, kept for migration: a ListRedisSentinelScheduleSource."""
+
+    def __init__(
+        self,
+        sentinels: list[tuple[str, int]],
+        master_name: str,
+        prefix: str = "schedule",
+        buffer_size: int = 50,
+        serializer: TaskiqSerializer | None = None,
+        min_other_sentinels: int = 0,
+        sentinel_kwargs: Any | None = None,
+        **connection_kwargs: Any,
+    ) -> None:
+        """Parameters as in taskiq-redis's RedisSentinelScheduleSource."""
+        _deprecated("RedisSentinelScheduleSource")
+        super().__init__(
+            sentinels,
+            master_name,
+            prefix=prefix,
+            serializer=serializer,
+            buffer_size=buffer_size,
+            min_other_sentinels=min_other_sentinels,
+            sentinel_kwargs=sentinel_kwargs,
+            **connection_kwargs,
+        )

@@ -1,0 +1,319 @@
+"""The schedule source family, on a single node, a cluster and sentinel."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from taskiq import ScheduledTask
+from taskiq.cli.scheduler.run import SchedulerLoop
+from taskiq.exceptions import ScheduledTaskCancelledError
+from taskiq.scheduler.scheduler import TaskiqScheduler
+from taskiq.serializers import PickleSerializer
+
+from taskiq_redis_lua import (
+    ListRedisClusterScheduleSource,
+    ListRedisScheduleSource,
+    ListRedisSentinelScheduleSource,
+    RedisClusterScheduleSource,
+    RedisScheduleSource,
+    RedisSentinelScheduleSource,
+    local_redis,
+)
+from taskiq_redis_lua import topology as topo
+from taskiq_redis_lua.keys import companion_key
+from taskiq_redis_lua.local_redis import LocalTopology
+from taskiq_redis_lua.schedule_source import _ScheduleSource
+
+from .test_list_queue import build_queue
+
+MakeSource = Callable[..., _ScheduleSource]
+
+
+def build_source(target: LocalTopology, **options: Any) -> _ScheduleSource:
+    """The schedule source class of ``target``'s topology, built as a user would."""
+    if target.kind == "single":
+        return ListRedisScheduleSource(target.url, **options)
+    if target.kind == "cluster":
+        return ListRedisClusterScheduleSource(target.url, **options)
+    return ListRedisSentinelScheduleSource(
+        target.sentinels, target.master_name, **options
+    )
+
+
+def build_deprecated(target: LocalTopology, **options: Any) -> _ScheduleSource:
+    if target.kind == "single":
+        return RedisScheduleSource(target.url, **options)
+    if target.kind == "cluster":
+        return RedisClusterScheduleSource(target.url, **options)
+    return RedisSentinelScheduleSource(target.sentinels, target.master_name, **options)
+
+
+@pytest.fixture
+async def make_source(
+    topology: LocalTopology, unique: str
+) -> AsyncIterator[MakeSource]:
+    built: list[_ScheduleSource] = []
+
+    async def make(**options: Any) -> _ScheduleSource:
+        source = build_source(topology, **{"prefix": unique, **options})
+        built.append(source)
+        await source.startup()
+        return source
+
+    yield make  # type: ignore[misc]
+    for source in built:
+        await source.shutdown()
+
+
+def schedule(**when: Any) -> ScheduledTask:
+    return ScheduledTask(task_name="echo", labels={}, args=[1], kwargs={"x": 2}, **when)
+
+
+def soon(seconds: float) -> datetime:
+    return datetime.now(timezone.utc) + timedelta(seconds=seconds)
+
+
+async def test_cron_interval_and_time_schedules_are_stored_and_deleted(
+    make_source: Any,
+) -> None:
+    source = await make_source()
+    cron = schedule(cron="*/5 * * * *", cron_offset="Europe/Paris")
+    interval = schedule(interval=timedelta(seconds=30))
+    due = schedule(time=soon(-1))
+    for item in (cron, interval, due):
+        await source.add_schedule(item)
+    got = {s.schedule_id: s for s in await source.get_schedules()}
+    assert got == {
+        cron.schedule_id: cron,
+        interval.schedule_id: interval,
+        due.schedule_id: due,
+    }
+    await source.delete_schedule(interval.schedule_id)
+    assert {s.schedule_id for s in await source.get_schedules()} == {
+        cron.schedule_id,
+        due.schedule_id,
+    }
+
+
+async def test_a_future_time_schedule_appears_when_due(make_source: Any) -> None:
+    source = await make_source()
+    later = schedule(time=soon(1.0))
+    await source.add_schedule(later)
+    assert await source.get_schedules() == []
+    await asyncio.sleep(1.1)
+    assert [s.schedule_id for s in await source.get_schedules()] == [later.schedule_id]
+
+
+async def test_a_sent_time_schedule_is_gone_but_a_recurring_one_stays(
+    make_source: Any,
+) -> None:
+    source = await make_source()
+    missed = schedule(time=soon(-3600))  # due while no scheduler ran
+    cron = schedule(cron="* * * * *")
+    await source.add_schedule(missed)
+    await source.add_schedule(cron)
+    assert {s.schedule_id for s in await source.get_schedules()} == {
+        missed.schedule_id,
+        cron.schedule_id,
+    }
+    await source.post_send(missed)
+    await source.post_send(cron)
+    assert [s.schedule_id for s in await source.get_schedules()] == [cron.schedule_id]
+
+
+async def test_skip_past_schedules_leaves_out_time_schedules_missed_before_start(
+    make_source: Any,
+) -> None:
+    writer = await make_source()
+    missed = schedule(time=soon(-3600))
+    recent = schedule(time=soon(-10))
+    await writer.add_schedule(missed)
+    await writer.add_schedule(recent)
+    source = await make_source(skip_past_schedules=True)
+    assert [s.schedule_id for s in await source.get_schedules()] == [recent.schedule_id]
+
+
+async def test_schedules_are_stored_as_json_by_default(
+    make_source: Any, endpoint: topo.Endpoint, unique: str
+) -> None:
+    source = await make_source()
+    item = schedule(interval=5)
+    await source.add_schedule(item)
+    raw = await endpoint.client.hget(companion_key(unique, "data"), item.schedule_id)
+    assert isinstance(raw, bytes)
+    assert json.loads(raw)["interval"] == 5
+
+
+async def test_a_pickle_serializer_works_when_passed(make_source: Any) -> None:
+    source = await make_source(serializer=PickleSerializer())
+    item = schedule(cron="0 * * * *")
+    await source.add_schedule(item)
+    assert await source.get_schedules() == [item]
+
+
+async def test_an_unreadable_schedule_is_skipped_not_fatal(
+    make_source: Any, endpoint: topo.Endpoint, unique: str
+) -> None:
+    source = await make_source()
+    good = schedule(interval=5)
+    await source.add_schedule(good)
+    await endpoint.client.hset(companion_key(unique, "data"), "broken", b"\xff")
+    await endpoint.client.zadd(companion_key(unique, "index"), {"broken": 0})
+    assert await source.get_schedules() == [good]
+
+
+async def test_pages_cover_every_schedule(make_source: Any) -> None:
+    source = await make_source(buffer_size=7)
+    items = [schedule(interval=n + 1) for n in range(23)] + [
+        schedule(time=soon(-n - 1)) for n in range(16)
+    ]
+    for item in items:
+        await source.add_schedule(item)
+    got = await source.get_schedules()
+    assert sorted(s.schedule_id for s in got) == sorted(s.schedule_id for s in items)
+
+
+async def test_only_one_of_two_schedulers_sends_each_fire_time(
+    make_source: Any,
+) -> None:
+    first, second = await make_source(), await make_source()
+    for item in (
+        schedule(cron="* * * * *"),
+        schedule(interval=60),
+        schedule(time=soon(-1)),
+    ):
+        await first.pre_send(item)
+        with pytest.raises(ScheduledTaskCancelledError):
+            await second.pre_send(item)
+
+
+async def test_deduplicate_false_never_cancels(make_source: Any) -> None:
+    source = await make_source(deduplicate=False)
+    item = schedule(cron="* * * * *")
+    await source.pre_send(item)
+    await source.pre_send(item)
+
+
+async def test_schedules_migrate_from_a_deprecated_source(
+    topology: LocalTopology, make_source: Any, unique: str
+) -> None:
+    with pytest.warns(DeprecationWarning, match="deprecated"):
+        old = build_deprecated(topology, prefix=f"{unique}-old")
+    await old.startup()
+    items = [schedule(cron="0 0 * * *"), schedule(interval=10), schedule(time=soon(-5))]
+    for item in items:
+        await old.add_schedule(item)
+    fresh = build_source(topology, prefix=unique).with_migrate_from(old)
+    await fresh.startup()
+    try:
+        got = await fresh.get_schedules()
+        assert sorted(s.schedule_id for s in got) == sorted(
+            s.schedule_id for s in items
+        )
+        check = build_source(topology, prefix=f"{unique}-old")
+        assert await check.get_schedules() == []
+        await check.shutdown()
+    finally:
+        await fresh.shutdown()
+
+
+@pytest.mark.parametrize("deduplicate", [True, False])
+async def test_two_scheduler_loops_send_each_fire_time_once(
+    topology: LocalTopology, make_source: Any, unique: str, deduplicate: bool
+) -> None:
+    writer = await make_source()
+    items = {
+        "cron": schedule(cron="* * * * *"),
+        "interval": schedule(interval=1),
+        "time": schedule(time=soon(1.5)),
+    }
+    for item in items.values():
+        await writer.add_schedule(item)
+    brokers = [build_queue(topology, queue_name=unique) for _ in range(2)]
+    loops = []
+    for broker in brokers:
+        source = await make_source(deduplicate=deduplicate)
+        scheduler = TaskiqScheduler(broker, [source])
+        await scheduler.startup()
+        loop = SchedulerLoop(scheduler)
+        loops.append(
+            asyncio.ensure_future(
+                loop.run(
+                    update_interval=timedelta(seconds=1),
+                    loop_interval=timedelta(seconds=1),
+                )
+            )
+        )
+    await asyncio.sleep(4.5)
+    for running in loops:
+        running.cancel()
+    await asyncio.gather(*loops, return_exceptions=True)
+    sent = Counter(
+        json.loads(payload)["labels"]["schedule_id"]
+        for payload in await brokers[0].endpoint.client.hvals(
+            companion_key(unique, "msgs")
+        )
+    )
+    for broker in brokers:
+        await broker.shutdown()
+    by_kind = {kind: sent[item.schedule_id] for kind, item in items.items()}
+    if deduplicate:
+        assert by_kind["cron"] == 1
+        assert by_kind["time"] == 1
+        assert 3 <= by_kind["interval"] <= 6
+    else:
+        assert by_kind["cron"] == 2  # the failure mode that deduplication prevents
+
+
+async def test_fetching_ignores_the_rest_of_the_keyspace(
+    tmp_path: Path, unique: str
+) -> None:
+    server = local_redis.start_server(tmp_path)
+    with server.client() as admin:
+        pipe = admin.pipeline(transaction=False)
+        for number in range(100_000):
+            pipe.set(f"unrelated:{number}", 1)
+        pipe.execute()
+    source = ListRedisScheduleSource(f"redis://127.0.0.1:{server.port}", prefix=unique)
+    try:
+        await source.startup()
+        for number in range(10_000):
+            await source.add_schedule(schedule(interval=number + 1))
+        with server.client() as admin:
+            admin.config_resetstat()
+        got = await source.get_schedules()
+        with server.client() as admin:
+            stats = admin.info("commandstats")
+    finally:
+        await source.shutdown()
+        server.stop()
+    assert len(got) == 10_000
+    assert "cmdstat_scan" not in stats
+    assert "cmdstat_keys" not in stats
+    # Commands run inside scripts count too; the calls the source made are EVALSHAs.
+    assert int(stats["cmdstat_evalsha"]["calls"]) <= 10_000 // 50 + 2
+
+
+def test_deprecated_names_warn_and_keep_their_signatures(
+    topology: LocalTopology,
+) -> None:
+    with pytest.warns(DeprecationWarning, match="ListRedisScheduleSource"):
+        build_deprecated(topology, prefix="x")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"buffer_size": 0}, "buffer_size"), ({"prefix": ""}, "prefix")],
+)
+def test_bad_options_are_refused_naming_the_parameter(
+    topology: LocalTopology, options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        build_source(topology, **options)
