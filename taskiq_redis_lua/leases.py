@@ -46,7 +46,12 @@ Renew = Callable[[list[tuple[Key, int]]], Awaitable[Iterable[Key]]]
 
 
 class Holdings(Generic[Key]):
-    """Messages this process holds (key -> delivery number) and their renewal."""
+    """Messages this process holds (key -> delivery number) and their renewal.
+
+    A message is *fetched* from the moment Redis hands it to this process until
+    ``listen()`` hands it to taskiq; what is still fetched when listening stops goes
+    back to the queue at once, wherever the stop caught it.
+    """
 
     def __init__(self, what: str, interval: float, renew: Renew[Key]) -> None:
         """Renew the leases of what is held every ``interval`` seconds."""
@@ -54,20 +59,31 @@ class Holdings(Generic[Key]):
         self.interval = interval
         self.renew = renew
         self.held: dict[Key, int] = {}
+        self.fetched: set[Key] = set()
         self._task: asyncio.Task[None] | None = None
 
     def add(self, key: Key, delivery: int) -> None:
-        """Hold ``key`` as handed out with ``delivery``."""
+        """Hold ``key``, just fetched with ``delivery``."""
         self.held[key] = delivery
+        self.fetched.add(key)
+
+    def hand_over(self, key: Key) -> None:
+        """Note that ``key`` went to taskiq: it may be running now."""
+        self.fetched.discard(key)
 
     def forget(self, key: Key, delivery: int) -> None:
         """Stop holding ``key`` if it is still held with ``delivery``."""
         if self.held.get(key) == delivery:
             del self.held[key]
+            self.fetched.discard(key)
 
     def items(self) -> list[tuple[Key, int]]:
         """Return a snapshot of what is held."""
         return list(self.held.items())
+
+    def fetched_items(self) -> list[tuple[Key, int]]:
+        """Return what is held but was never handed to taskiq."""
+        return [(key, self.held[key]) for key in self.fetched if key in self.held]
 
     def start(self) -> None:
         """Start renewing (again, if the renewal task ended)."""
@@ -91,7 +107,7 @@ class Holdings(Generic[Key]):
                 except Exception as error:  # noqa: BLE001 - the keeper must go on
                     raise_if_cancelled()
                     logger.warning("Could not renew leases on %s: %r", self.what, error)
-                    break
+                    continue
                 raise_if_cancelled()
                 handed = dict(chunk)
                 for key in lost:

@@ -199,6 +199,7 @@ class _ListQueue(AsyncBroker):
                 f"block_timeout ({block_timeout} s) must be shorter than socket_timeout"
                 f" ({endpoint.socket_timeout} s), or every idle wait ends in a timeout",
             )
+        endpoint.require_connections(2, "a waiting worker holds one connection")
         self.endpoint = endpoint
         self._keys = list_queue_keys(self.queue_name)
         self._holdings: Holdings[str] = Holdings(
@@ -265,6 +266,7 @@ class _ListQueue(AsyncBroker):
                 delivery = pending.popleft()
                 if not await self._admissible(delivery):
                     continue
+                self._holdings.hand_over(delivery.id)
                 yield QueueMessage(
                     data=delivery.payload,
                     ack=partial(self._ack, delivery.id, delivery.delivery),
@@ -273,7 +275,9 @@ class _ListQueue(AsyncBroker):
                     delivery=delivery.delivery,
                 )
         finally:
-            await _bounded(self._release([(d.id, d.delivery) for d in pending]))
+            # Whatever was fetched and not handed over goes back, wherever a
+            # cancellation caught the fetch.
+            await _bounded(self._release(self._holdings.fetched_items()))
             await _bounded(waiter.pass_on())
 
     async def _pop(self) -> _Popped:
@@ -306,8 +310,7 @@ class _ListQueue(AsyncBroker):
             reply = await asyncio.shield(call)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
-                popped = self._take(await call)
-                await self._release([(d.id, d.delivery) for d in popped.deliveries])
+                self._take(await call)  # held and fetched: listen() gives them back
             raise
         return self._take(reply)
 

@@ -47,6 +47,8 @@ _SCRIPTS = [_DELAY, _CLAIM, _ACK, _EXTEND, _RELEASE, _REQUEUE, _PURGE, _DEAD, _B
 _PROMOTE_LIMIT = 1000
 #: Idle time (ms) given to released entries, so the next claim takes them at once.
 _RELEASED_IDLE_MS = 2**40
+#: How far into a dead-letter stream list_dead may look (it reads from the start).
+_DEAD_PAGE_LIMIT = 10_000
 #: Errors that leave a group's creation for a later attempt.
 _GROUP_ERRORS: tuple[type[Exception], ...] = (ResponseError, *RETRYABLE)
 
@@ -66,6 +68,9 @@ class _Entry:
     id: str
     delivery: int
     payload: bytes | None
+
+
+_Read = asyncio.Task[list[_Entry]]
 
 
 def _text(value: bytes | str) -> str:
@@ -124,12 +129,19 @@ class _StreamBroker(AsyncBroker):
             "consumer_group_name", consumer_group_name
         )
         self.consumer_name = consumer_name or str(uuid.uuid4())
-        self.consumer_id = consumer_id
+        self.consumer_id = str(consumer_id)
         self.mkstream = mkstream
+        if xread_block == 0:
+            raise ValueError(
+                "xread_block=0 (block forever) is not supported: a read must end"
+                " before the socket timeout; use a few seconds",
+            )
         self.block = options.positive_int("xread_block", xread_block)
         self.maxlen = None if maxlen is None else options.positive_int("maxlen", maxlen)
         self.approximate = approximate
-        self.idle_timeout = options.positive_int("idle_timeout", idle_timeout)
+        self.idle_timeout = round(
+            options.positive_seconds("idle_timeout", idle_timeout, minimum=1)
+        )
         self.unacknowledged_batch_size = options.positive_int(
             "unacknowledged_batch_size", unacknowledged_batch_size
         )
@@ -143,11 +155,19 @@ class _StreamBroker(AsyncBroker):
                 "unacknowledged_lock_timeout", unacknowledged_lock_timeout
             )
         )
+        #: The claim lock lets one worker claim per claim interval; a longer
+        #: unacknowledged_lock_timeout must not slow recovery down, a shorter one
+        #: caps how long a lock may live.
+        self._lock_ms = max(
+            1, round(min(self.claim_interval, self.unacknowledged_lock_timeout) * 1000)
+        )
         self.count = (
             None
             if xread_count is None
             else options.positive_int("xread_count", xread_count)
         )
+        #: Extra streams and the id their group starts from when it is created
+        #: (taskiq-redis's ">" means: the same as consumer_id).
         self.additional_streams = {
             options.queue_name("additional_streams", name): str(start)
             for name, start in (additional_streams or {}).items()
@@ -158,6 +178,9 @@ class _StreamBroker(AsyncBroker):
             "max_dead_letters", max_dead_letters
         )
         self.endpoint = connect()
+        self.endpoint.require_connections(
+            len(self.streams) + 2, "each stream read holds one connection while idle"
+        )
         if (
             self.endpoint.socket_timeout is not None
             and self.block >= self.endpoint.socket_timeout * 1000
@@ -172,11 +195,16 @@ class _StreamBroker(AsyncBroker):
         self._claimed: list[_Entry] = []
         self._claimed_event = asyncio.Event()
         self._claimer: asyncio.Task[None] | None = None
+        self._hungry = False  # listen() waits for work: claims may take some
 
     @property
-    def streams(self) -> dict[str, str]:
-        """Every stream this broker reads, with the id it reads from."""
-        return {self.queue_name: ">", **self.additional_streams}
+    def streams(self) -> list[str]:
+        """Every stream this broker reads: the queue, then the additional ones."""
+        return [self.queue_name, *self.additional_streams]
+
+    def _group_start(self, stream: str) -> str:
+        start = self.additional_streams.get(stream, self.consumer_id)
+        return self.consumer_id if start == ">" else start
 
     def _keys(self, stream: str | None = None) -> StreamKeys:
         name = self.queue_name if stream is None else stream
@@ -216,7 +244,7 @@ class _StreamBroker(AsyncBroker):
             await self.endpoint.client.xgroup_create(
                 stream,
                 self.consumer_group_name,
-                id=self.consumer_id,
+                id=self._group_start(stream),
                 mkstream=self.mkstream,
             )
         except ResponseError as error:
@@ -252,13 +280,14 @@ class _StreamBroker(AsyncBroker):
         self._holdings.start()
         if self._claimer is None or self._claimer.done():
             self._claimer = asyncio.create_task(self._claim_forever())
-        reads: dict[str, asyncio.Task[list[_Entry]]] = {}
+        reads: dict[str, _Read] = {}
         pending: deque[_Entry] = deque()
         try:
             while True:
                 if pending:
                     entry = pending.popleft()
                     if await self._admissible(entry):
+                        self._holdings.hand_over((entry.stream, entry.id))
                         yield self._message(entry)
                     continue
                 if self._claimed:
@@ -267,33 +296,40 @@ class _StreamBroker(AsyncBroker):
                     continue
                 pending.extend(await self._next_entries(reads))
         finally:
-            if self._claimer is not None:  # nobody takes what it would claim now
-                await stop_task(self._claimer)
-                self._claimer = None
-            for read in reads.values():
-                read.cancel()
-            for result in await asyncio.gather(*reads.values(), return_exceptions=True):
-                if isinstance(result, list):
-                    pending.extend(result)
-            pending.extend(self._claimed)
-            self._claimed.clear()
-            held = [((e.stream, e.id), e.delivery) for e in pending]
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._release(held), timeout=5)
+            await self._stop_listening(reads)
 
-    async def _next_entries(
+    async def _stop_listening(
         self, reads: dict[str, asyncio.Task[list[_Entry]]]
-    ) -> list[_Entry]:
+    ) -> None:
+        """Stop claiming and reading; give back what was fetched, not handed over."""
+        self._hungry = False
+        if self._claimer is not None:  # nobody takes what it would claim now
+            await stop_task(self._claimer)
+            self._claimer = None
+        for read in reads.values():
+            read.cancel()
+        if reads:
+            await asyncio.wait(reads.values(), timeout=2)
+        self._claimed.clear()
+        fetched = self._holdings.fetched_items()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._release(fetched), timeout=5)
+
+    async def _next_entries(self, reads: dict[str, _Read]) -> list[_Entry]:
         """Wait for entries from any stream read, or for entries a claim took over."""
-        for stream, start in self.streams.items():
+        for stream in self.streams:
             if stream not in reads:
-                reads[stream] = asyncio.create_task(self._read(stream, start))
+                reads[stream] = asyncio.create_task(self._read(stream))
         self._claimed_event.clear()
         claims = asyncio.ensure_future(self._claimed_event.wait())
-        await asyncio.wait(
-            [*reads.values(), claims], return_when=asyncio.FIRST_COMPLETED
-        )
-        claims.cancel()
+        self._hungry = True
+        try:
+            await asyncio.wait(
+                [*reads.values(), claims], return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            self._hungry = False
+            claims.cancel()
         entries: list[_Entry] = []
         for stream, read in list(reads.items()):
             if read.done():
@@ -310,15 +346,15 @@ class _StreamBroker(AsyncBroker):
             delivery=entry.delivery,
         )
 
-    async def _read(self, stream: str, start: str) -> list[_Entry]:
-        """Block on one stream until it gives entries; ride out outages."""
+    async def _read(self, stream: str) -> list[_Entry]:
+        """Block on one stream until it gives new entries; ride out outages."""
         backoff = Backoff(f"reading {stream}", logger)
         while True:
             try:
                 reply = await self.endpoint.client.xreadgroup(
                     self.consumer_group_name,
                     self.consumer_name,
-                    {stream: start},
+                    {stream: ">"},
                     count=self.count,
                     block=self.block,
                 )
@@ -336,10 +372,10 @@ class _StreamBroker(AsyncBroker):
             except RETRYABLE as error:
                 await backoff.failed(error)
                 continue
-            backoff.succeeded()
             entries = _read_entries(reply)
-            for entry in entries:
+            for entry in entries:  # held before anything else can interrupt
                 self._holdings.add((entry.stream, entry.id), entry.delivery)
+            backoff.succeeded()
             if entries:
                 return entries
 
@@ -365,7 +401,12 @@ class _StreamBroker(AsyncBroker):
     # -- claiming ----------------------------------------------------------------
 
     async def _claim_forever(self) -> None:
-        """Every claim interval, busy or idle: promote delayed entries, take over."""
+        """Every claim interval: promote delayed entries; take over when hungry.
+
+        Due delayed entries move into the streams every time; entries that dead
+        workers left are taken over only while listen() waits for work, so that a
+        busy worker does not collect work that idle workers could do.
+        """
         backoff = Backoff(f"claiming on {self.queue_name}", logger)
         loop = asyncio.get_running_loop()
         wake_at = loop.time()
@@ -408,9 +449,9 @@ class _StreamBroker(AsyncBroker):
                 self.consumer_group_name,
                 self.consumer_name,
                 self.consumer_name,
-                round(self.unacknowledged_lock_timeout * 1000),
+                self._lock_ms,
                 self.idle_timeout,
-                self.unacknowledged_batch_size,
+                self.unacknowledged_batch_size if self._hungry else 0,
                 self.max_deliveries,
                 _PROMOTE_LIMIT,
                 self.maxlen or 0,
@@ -538,12 +579,17 @@ class _StreamBroker(AsyncBroker):
         for (stream, entry_id), _ in held:
             by_stream.setdefault(stream, []).append(entry_id)
         for stream, ids in by_stream.items():
-            gone = await scripts.run(
-                self.endpoint.client,
-                _EXTEND,
-                [self._keys(stream).stream],
-                [self.consumer_group_name, self.consumer_name, *ids],
-            )
+            try:
+                gone = await scripts.run(
+                    self.endpoint.client,
+                    _EXTEND,
+                    [self._keys(stream).stream],
+                    [self.consumer_group_name, self.consumer_name, *ids],
+                )
+            except _GROUP_ERRORS as error:  # the other streams still get renewed
+                raise_if_cancelled()
+                logger.warning("Could not renew entries of %s: %r", stream, error)
+                continue
             lost.extend((stream, _text(entry_id)) for entry_id in gone)
         return lost
 
@@ -559,10 +605,18 @@ class _StreamBroker(AsyncBroker):
         offset: int = 0,
         queue_name: str | None = None,
     ) -> list[DeadLetter]:
-        """Return up to ``limit`` dead letters, oldest first, from ``offset``."""
+        """Return up to ``limit`` dead letters, oldest first, from ``offset``.
+
+        A stream is read from its start, so ``offset + limit`` may not pass 10000.
+        """
         options.positive_int("limit", limit)
         if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
             raise ValueError(f"offset must be a whole number >= 0, got {offset!r}")
+        if offset + limit > _DEAD_PAGE_LIMIT:
+            raise ValueError(
+                f"offset + limit must not pass {_DEAD_PAGE_LIMIT} on a stream, got"
+                f" {offset + limit}",
+            )
         _, entries = await scripts.run(
             self.endpoint.client, _DEAD, [self._keys(queue_name).dead], [offset, limit]
         )

@@ -37,7 +37,16 @@ class Endpoint:
     client: Client
     kind: TopologyKind
     socket_timeout: float | None = DEFAULT_SOCKET_TIMEOUT
+    max_connections: int | None = None
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    def require_connections(self, needed: int, why: str) -> None:
+        """Refuse a pool cap below ``needed`` connections (per node on a cluster)."""
+        if self.max_connections is not None and self.max_connections < needed:
+            raise ValueError(
+                f"max_connection_pool_size must be at least {needed}: {why}, got"
+                f" {self.max_connections}",
+            )
 
     async def close(self) -> None:
         """Close the client's connections (and the sentinel connections)."""
@@ -132,6 +141,7 @@ def single_node(
         client=Redis.from_pool(pool),  # the client owns the pool and closes it
         kind="single",
         socket_timeout=pool.connection_kwargs.get("socket_timeout"),
+        max_connections=max_connection_pool_size,
     )
 
 
@@ -149,6 +159,7 @@ def cluster(
         client=client,
         kind="cluster",
         socket_timeout=client.get_connection_kwargs().get("socket_timeout"),
+        max_connections=options.get("max_connections"),
     )
 
 

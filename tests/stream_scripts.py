@@ -54,11 +54,12 @@ class Stream:
         max_deliveries: int = 5,
         maxlen: int = 0,
         token: str | None = None,
+        count: int = 100,
     ) -> tuple[int, list[tuple[str, int, bytes]], list[tuple[str, str]]]:
         k = self.k
         keys = [k.stream, k.lock, k.cursor, k.dead, k.delayed, k.payloads]
         args: list[Arg] = [
-            self.group, consumer, token or consumer, lock_ms, min_idle_ms, 100,
+            self.group, consumer, token or consumer, lock_ms, min_idle_ms, count,
             max_deliveries, 1000, maxlen, "0", 100,
         ]  # fmt: skip
         _, next_due, handed, buried = await scripts.run(

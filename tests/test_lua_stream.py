@@ -184,3 +184,39 @@ async def test_bury_then_requeue_then_purge(stream: Stream) -> None:
 async def test_requeue_refuses_an_unknown_mode(stream: Stream) -> None:
     with pytest.raises(ScriptReplyError, match="mode must be ids or oldest"):
         await stream.requeue("everything")
+
+
+async def test_claim_keeps_a_cursor_across_calls(stream: Stream) -> None:
+    ids = [await stream.add(f"m{n}") for n in range(5)]
+    await stream.read("dead-worker")
+    await asyncio.sleep(0.02)
+    seen: list[str] = []
+    for token in range(3):
+        _, handed, _ = await stream.claim(
+            "w2", min_idle_ms=10, lock_ms=1, token=str(token), count=2
+        )
+        seen.extend(entry_id for entry_id, _, _ in handed)
+        cursor = await stream.client.get(stream.k.cursor)
+        if token < 2:
+            assert cursor == ids[2 * token + 2].encode()
+        await asyncio.sleep(0.005)
+    assert seen == ids
+    assert await stream.client.exists(stream.k.cursor) == 0
+
+
+async def test_claim_with_n_zero_only_moves_delayed_messages(stream: Stream) -> None:
+    await stream.add("orphan")
+    await stream.read("dead-worker")
+    await stream.delay("m1", "due", 0)
+    await asyncio.sleep(0.02)
+    _, handed, _ = await stream.claim("w2", min_idle_ms=10, count=0)
+    assert handed == []
+    assert await stream.client.exists(stream.k.lock) == 0
+    assert await stream.client.xlen(stream.k.stream) == 2
+
+
+async def test_release_ignores_a_stale_delivery_number(stream: Stream) -> None:
+    entry_id = await stream.add("x")
+    await stream.read("w1")
+    assert await stream.release("w1", entry_id, 7) == 0
+    assert await stream.deliveries(entry_id) == ("w1", 1)

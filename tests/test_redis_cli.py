@@ -33,6 +33,28 @@ GROUP_READ = [
 ]
 STREAM_KEYS = ["NAME", "Q:lock.g", "Q:cursor.g", "Q:dead.g", "Q:delayed", "Q:payloads"]
 CASES: dict[str, CliCase] = {
+    "schedule/add": CliCase(
+        keys=["Q:data", "Q:index"],
+        args=["s1", "payload", "0"],
+        prints="1",
+        after=[
+            (["HGET", "Q:data", "s1"], "payload"),
+            (["ZSCORE", "Q:index", "s1"], "0"),
+        ],
+    ),
+    "schedule/delete": CliCase(
+        keys=["Q:data", "Q:index"],
+        args=["s1"],
+        prints="1",
+        before=[["HSET", "Q:data", "s1", "payload"], ["ZADD", "Q:index", "0", "s1"]],
+        after=[(["EXISTS", "Q:data", "Q:index"], "0")],
+    ),
+    "schedule/fetch": CliCase(
+        keys=["Q:data", "Q:index"],
+        args=["0", "0", "0", "10"],
+        prints=r"s1\npayload",
+        before=[["HSET", "Q:data", "s1", "payload"], ["ZADD", "Q:index", "0", "s1"]],
+    ),
     "stream/delay": CliCase(
         keys=["Q:delayed", "Q:payloads"],
         args=["m1", "payload", "1000"],

@@ -127,26 +127,51 @@ async def test_a_dead_consumers_entries_go_to_an_idle_worker(
     assert 0.5 < waited < 0.6 + 0.1 + 0.5  # idle_timeout + claim interval + slack
 
 
-async def test_the_claim_lock_always_expires(
+async def test_the_claim_lock_of_a_killed_claimer_expires(
     make_stream: Any, listen: Listen, raw: Stream
 ) -> None:
     broker = await make_stream()
     await send(broker, "x")
     await raw.read("killed-worker")
-    await raw.client.set(raw.k.lock, "a claimer that was killed", px=800)
+    await raw.client.set(raw.k.lock, "a claimer that was killed", px=1500)
     listener = listen(await make_stream())
-    assert await listener.gets_nothing_for(0.5)  # the lock still holds
+    # Claimable after idle_timeout (0.6 s), but the lock holds until 1.5 s.
+    assert await listener.gets_nothing_for(1.2)
     message = await listener.next(timeout=3)
     assert message.delivery == 2
 
 
-async def test_unacknowledged_lock_timeout_sets_the_lock_lifetime(
+async def test_a_long_unacknowledged_lock_timeout_does_not_slow_recovery(
     make_stream: Any, listen: Listen, raw: Stream
 ) -> None:
-    broker = await make_stream(unacknowledged_lock_timeout=30, claim_interval=0.05)
-    listener = listen(broker)
-    assert await listener.gets_nothing_for(0.3)
-    assert 29_000 < await raw.client.pttl(raw.k.lock) <= 30_000
+    broker = await make_stream(unacknowledged_lock_timeout=30)
+    await send(broker, "x")
+    await raw.read("killed-worker")
+    started = time.monotonic()
+    message = await listen(await make_stream(unacknowledged_lock_timeout=30)).next()
+    assert message.delivery == 2
+    assert time.monotonic() - started < 0.6 + 0.1 + 0.5
+    assert 0 <= await raw.client.pttl(raw.k.lock) <= 100  # one claim interval
+
+
+async def test_a_busy_worker_leaves_orphans_to_idle_workers(
+    make_stream: Any, listen: Listen, raw: Stream
+) -> None:
+    broker = await make_stream()
+    for value in range(3):
+        await send(broker, value)
+    orphans = await raw.read("killed-worker")
+    await send(broker, "keeps the busy worker busy")
+    busy = listen(await make_stream())
+    message = await busy.next()
+    assert busy.value(message) == "keeps the busy worker busy"  # then it works
+    await asyncio.sleep(1.0)  # several claim intervals past idle_timeout
+    for entry_id in orphans:
+        assert await raw.deliveries(entry_id) == ("killed-worker", 1)
+    idle = listen(await make_stream())
+    got = [await idle.next() for _ in orphans]
+    assert sorted(m.id for m in got) == sorted(orphans)
+    await message.ack()
 
 
 async def test_an_entry_delivered_too_often_becomes_a_dead_letter(
@@ -291,6 +316,31 @@ async def test_every_group_gets_every_entry_and_it_goes_when_all_acked(
     assert await raw.client.xlen(raw.k.stream) == 0
 
 
+async def test_the_value_of_an_additional_stream_is_where_its_group_starts(
+    make_stream: Any, listen: Listen, unique: str
+) -> None:
+    extra = f"{unique}-from-now"
+    sender = await make_stream(queue_name=extra)  # no group on it yet
+    await sender.endpoint.client.xadd(extra, {b"data": b"old"})
+    broker = await make_stream(additional_streams={extra: "$"})
+    await send(broker, "new", queue_name=extra)
+    listener = listen(broker)
+    assert listener.value(await listener.next()) == "new"
+    assert await listener.gets_nothing_for(0.5)  # "old" came before the group
+
+
+async def test_a_dead_consumers_entries_on_an_additional_stream_are_taken_over(
+    make_stream: Any, listen: Listen, unique: str, endpoint: topo.Endpoint
+) -> None:
+    extra = f"{unique}-extra"
+    broker = await make_stream(additional_streams={extra: ">"})
+    await send(broker, "orphan", queue_name=extra)
+    dead = Stream(endpoint, extra)
+    (entry_id,) = await dead.read("killed-worker")
+    message = await listen(await make_stream(additional_streams={extra: ">"})).next()
+    assert (message.id, message.queue, message.delivery) == (entry_id, extra, 2)
+
+
 async def test_additional_streams_in_other_slots_are_read_too(
     make_stream: Any, listen: Listen, unique: str, topology: LocalTopology
 ) -> None:
@@ -326,6 +376,7 @@ async def test_additional_streams_in_other_slots_are_read_too(
         ({"claim_interval": 0}, "claim_interval"),
         ({"queue_name": ""}, "queue_name"),
         ({"additional_streams": {"": ">"}}, "additional_streams"),
+        ({"xread_block": 0}, "block forever"),
     ],
 )
 def test_bad_options_are_refused_naming_the_parameter(
@@ -356,3 +407,28 @@ async def test_a_listener_rides_out_a_redis_restart(
         await listener.close()
         await broker.shutdown()
         server.stop()
+
+
+async def test_entries_trimmed_while_pending_are_recorded_as_dead_letters(
+    make_stream: Any, listen: Listen, raw: Stream
+) -> None:
+    broker = await make_stream(maxlen=1, approximate=False)
+    await send(broker, "first")
+    (lost,) = await raw.read("killed-worker")
+    await send(broker, "second")  # trims "first" away while it is pending
+    listener = listen(await make_stream())
+    assert listener.value(await listener.next()) == "second"
+    await asyncio.sleep(1.0)
+    (dead,) = await broker.list_dead()
+    assert dead.reason.startswith("deleted from the stream before it was acked")
+    assert dead.payload == b""
+    assert await raw.deliveries(lost) is None
+
+
+def test_a_pool_too_small_for_the_reads_is_refused(single_redis: LocalTopology) -> None:
+    with pytest.raises(ValueError, match="max_connection_pool_size must be at least 3"):
+        RedisStreamBroker(single_redis.url, max_connection_pool_size=2)
+    with pytest.raises(ValueError, match="at least 4"):
+        RedisStreamBroker(
+            single_redis.url, max_connection_pool_size=3, additional_streams={"b": ">"}
+        )

@@ -92,8 +92,7 @@ async def test_a_worker_killed_mid_run_loses_nothing(
     results = [await task.wait_result(timeout=60) for task in tasks]
     assert [result.return_value for result in results] == [2 * n for n in range(200)]
     ran = await executions(app)
-    assert sorted(set(ran)) == list(range(200))
-    assert len(ran) >= 200
+    assert sorted(set(ran)) == list(range(200))  # every task ran, some maybe twice
 
 
 async def test_an_idle_worker_runs_a_long_task_and_stops_promptly_on_ctrl_c(

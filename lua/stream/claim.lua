@@ -12,7 +12,7 @@
   ARGV[3] lock token
   ARGV[4] lock time to live (ms)
   ARGV[5] min idle time (ms) before an entry may be taken over
-  ARGV[6] N, the most entries to take over
+  ARGV[6] N, the most entries to take over; "0" only moves delayed messages
   ARGV[7] max deliveries: an entry delivered more often becomes a dead letter
   ARGV[8] promote limit: the most delayed messages moved into the stream
   ARGV[9] maxlen of the stream for moved messages ("0": no trimming)
@@ -20,7 +20,8 @@
   ARGV[11] max dead letters kept (approximately); the oldest are dropped beyond it
   Returns: {now, next due, {id, delivery, payload, ...}, {dead id, reason, ...}}
     now: the server clock (ms); next due: when the next delayed message is due
-    (ms, server clock; -1: none)
+    (ms, server clock; -1: none). Entries deleted from the stream while pending
+    (trimmed by MAXLEN) are recorded as dead letters without a payload.
   Work: O((P + N) log M + N G), P <= ARGV[8], N <= ARGV[6], G the number of groups
 ]]
 local rcall = redis.call
@@ -83,7 +84,7 @@ if first[2] then
   next_due = tonumber(first[2])
 end
 
-if not rcall("SET", KEYS[2], ARGV[3], "NX", "PX", ARGV[4]) then
+if tonumber(ARGV[6]) <= 0 or not rcall("SET", KEYS[2], ARGV[3], "NX", "PX", ARGV[4]) then
   return {now, next_due, {}, {}}
 end
 
@@ -99,6 +100,13 @@ end
 local handed = {}
 local buried = {}
 local max_deliveries = tonumber(ARGV[7])
+for _, id in ipairs(claimed[3] or {}) do
+  local reason = "deleted from the stream before it was acked (trimmed by MAXLEN?)"
+  rcall("XADD", KEYS[4], "MAXLEN", "~", ARGV[11], "*", "data", "", "origin", id,
+    "deliveries", 0, "reason", reason)
+  buried[#buried + 1] = id
+  buried[#buried + 1] = reason
+end
 for _, entry in ipairs(claimed[2]) do
   local id, fields = entry[1], entry[2]
   local payload = nil

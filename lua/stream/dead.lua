@@ -5,7 +5,7 @@
   ARGV[2] N, the most entries to return
   Returns: {total, {id, deliveries, reason, payload, origin id, ...}}; the time an
     entry died is in its id
-  Work: O(offset + N)
+  Work: O(offset + N); the caller keeps offset + N small (at most 10000)
 ]]
 local rcall = redis.call
 

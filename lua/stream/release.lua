@@ -7,7 +7,8 @@
   ARGV[3] idle time (ms) to give the entries: more than any min idle time
   ARGV[4] "1": never handed to taskiq, the delivery does not count; "0": it counts
   ARGV[5..] pairs: entry id, delivery number it was handed out with
-  Returns: how many entries were released
+  Returns: how many entries were released (still pending with this consumer and
+    that delivery count)
   Work: O(K log M), K = (#ARGV - 4) / 2, which the caller keeps small
 ]]
 local rcall = redis.call
@@ -17,7 +18,7 @@ local released = 0
 for i = 5, #ARGV - 1, 2 do
   local id = ARGV[i]
   local pending = rcall("XPENDING", stream, group, id, id, 1)
-  if pending[1] and pending[1][2] == consumer then
+  if pending[1] and pending[1][2] == consumer and pending[1][4] == tonumber(ARGV[i + 1]) then
     local count = pending[1][4]
     if ARGV[4] == "1" then
       count = math.max(0, count - 1)
