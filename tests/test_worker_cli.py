@@ -7,6 +7,7 @@ import importlib
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import ModuleType
 
@@ -112,3 +113,41 @@ async def test_an_idle_worker_runs_a_long_task_and_stops_promptly_on_ctrl_c(
     took = worker.interrupt()
     assert took < 2.5, worker.output()
     assert worker.process.returncode == 0, worker.output()
+
+
+async def test_a_schedule_added_at_runtime_fires_through_the_real_scheduler(
+    client_app: ModuleType,
+    workers: list[Worker],
+    topology: LocalTopology,
+    family: str,
+    tmp_path: Path,
+) -> None:
+    if family != "list":
+        pytest.skip("the scheduler does not depend on the queue family")
+    app = client_app
+    await app.source.startup()
+    start_worker(workers, app, topology, tmp_path)
+    environment = app_environment(topology, app.QUEUE, app.FAMILY)
+    workers.append(
+        Worker(
+            "tests.apps.worker_app:scheduler",
+            environment,
+            tmp_path / "scheduler.log",
+            "--update-interval",
+            "1",
+            command=("scheduler",),
+        )
+    )
+    await asyncio.sleep(1.5)  # the scheduler is running before the schedule exists
+    due = datetime.now(timezone.utc) + timedelta(seconds=2)
+    task_id = f"{app.QUEUE}-scheduled"
+    await (
+        app.record.kicker().with_task_id(task_id).schedule_by_time(app.source, due, 21)
+    )
+    deadline = time.monotonic() + 20
+    while not await app.results.is_result_ready(task_id):
+        assert time.monotonic() < deadline, workers[-1].output()
+        await asyncio.sleep(0.2)
+    assert (await app.results.get_result(task_id)).return_value == 42
+    assert await app.source.get_schedules() == []  # a sent time schedule is gone
+    await app.source.shutdown()

@@ -32,15 +32,20 @@ def app_environment(
 
 
 class Worker:
-    """One `taskiq worker` process group, started in its own session."""
+    """One `taskiq worker` (or `taskiq scheduler`) process group, in its own session."""
 
     def __init__(
-        self, app: str, environment: dict[str, str], log: Path, *args: str
+        self,
+        app: str,
+        environment: dict[str, str],
+        log: Path,
+        *args: str,
+        command: tuple[str, ...] = ("worker", "--workers", "1"),
     ) -> None:
         self.log_path = log
         self.log = log.open("ab")
         self.process = subprocess.Popen(
-            [str(TASKIQ), "worker", app, "--workers", "1", *args],
+            [str(TASKIQ), command[0], app, *command[1:], *args],
             cwd=ROOT,
             env=environment,
             stdout=self.log,

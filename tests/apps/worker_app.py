@@ -11,12 +11,15 @@ import asyncio
 import os
 from typing import Any
 
-from taskiq import AsyncBroker
+from taskiq import AsyncBroker, TaskiqScheduler
 
 from taskiq_redis_lua import (
     ListQueueBroker,
     ListQueueClusterBroker,
     ListQueueSentinelBroker,
+    ListRedisClusterScheduleSource,
+    ListRedisScheduleSource,
+    ListRedisSentinelScheduleSource,
     RedisAsyncClusterResultBackend,
     RedisAsyncResultBackend,
     RedisAsyncSentinelResultBackend,
@@ -51,16 +54,21 @@ single, cluster, sentinel = BROKERS[FAMILY]
 options = {"queue_name": QUEUE, **OPTIONS[FAMILY]}
 
 broker: AsyncBroker
+source: Any
 if KIND == "single":
     broker = single(URL, **options)
     results: Any = RedisAsyncResultBackend(URL, prefix_str=QUEUE)
+    source = ListRedisScheduleSource(URL, prefix=QUEUE)
 elif KIND == "cluster":
     broker = cluster(URL, **options)
     results = RedisAsyncClusterResultBackend(URL, prefix_str=QUEUE)
+    source = ListRedisClusterScheduleSource(URL, prefix=QUEUE)
 else:
     broker = sentinel(SENTINELS, MASTER, **options)
     results = RedisAsyncSentinelResultBackend(SENTINELS, MASTER, prefix_str=QUEUE)
+    source = ListRedisSentinelScheduleSource(SENTINELS, MASTER, prefix=QUEUE)
 broker = broker.with_result_backend(results)
+scheduler = TaskiqScheduler(broker, [source])
 
 EXECUTIONS = companion_key(QUEUE, "executions")
 
