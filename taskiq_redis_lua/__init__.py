@@ -37,6 +37,7 @@ from taskiq_redis_lua.schedule_source import (
     RedisScheduleSource,
     RedisSentinelScheduleSource,
 )
+from taskiq_redis_lua.stats import ConsumerStats, ListQueueStats, StreamStats
 from taskiq_redis_lua.stream import (
     RedisStreamBroker,
     RedisStreamClusterBroker,
@@ -45,12 +46,14 @@ from taskiq_redis_lua.stream import (
 )
 
 __all__ = [
+    "ConsumerStats",
     "DeadLetter",
     "DuplicateExpireTimeSelectedError",
     "ExpireTimeMustBeMoreThanZeroError",
     "ListQueueBroker",
     "ListQueueClusterBroker",
     "ListQueueSentinelBroker",
+    "ListQueueStats",
     "ListRedisClusterScheduleSource",
     "ListRedisScheduleSource",
     "ListRedisSentinelScheduleSource",
@@ -75,5 +78,6 @@ __all__ = [
     "ScriptKeyCountError",
     "ScriptReplyError",
     "StreamMessage",
+    "StreamStats",
     "TaskIQRedisError",
 ]

@@ -27,6 +27,7 @@ from taskiq_redis_lua.backoff import RETRYABLE, Backoff, attempt
 from taskiq_redis_lua.dead_letters import DeadLetter
 from taskiq_redis_lua.keys import ListQueueKeys, list_queue_keys
 from taskiq_redis_lua.leases import CHUNK, Holdings, chunks
+from taskiq_redis_lua.stats import ListQueueStats
 
 logger = logging.getLogger("taskiq_redis_lua.list_queue")
 
@@ -41,7 +42,10 @@ _BURY = scripts.script("queue/bury")
 _REQUEUE = scripts.script("queue/requeue")
 _PURGE = scripts.script("queue/purge")
 _DEAD = scripts.script("queue/dead")
-_SCRIPTS = [_KICK, _POP, _ACK, _EXTEND, _RELEASE, _BURY, _REQUEUE, _PURGE, _DEAD]
+_STATS = scripts.script("queue/stats")
+_SCRIPTS = [
+    _KICK, _POP, _ACK, _EXTEND, _RELEASE, _BURY, _REQUEUE, _PURGE, _DEAD, _STATS,
+]  # fmt: skip
 
 #: Delayed messages and expired leases moved back to ready by one pop.
 _PROMOTE_LIMIT = 1000
@@ -432,6 +436,33 @@ class _ListQueue(AsyncBroker):
             [round(self.visibility_timeout * 1000), *_flat(held)],
         )
         return [_text(message_id) for message_id in lost]
+
+    # -- inspection ----------------------------------------------------------------
+
+    async def stats(self, queue_name: str | None = None) -> list[ListQueueStats]:
+        """Return a snapshot of the queue: ready, delayed, in flight, dead."""
+        keys = self._keys_for(queue_name)
+        now, ready, delayed, in_flight, dead, lease, due, used = await scripts.run(
+            self.endpoint.client,
+            _STATS,
+            [keys.ready, keys.delayed, keys.inflight, keys.dead, keys.seq],
+        )
+
+        def seconds_from_now(moment: int) -> float | None:
+            return None if int(moment) < 0 else (int(moment) - int(now)) / 1000
+
+        return [
+            ListQueueStats(
+                queue=queue_name or self.queue_name,
+                ready=int(ready),
+                delayed=int(delayed),
+                in_flight=int(in_flight),
+                dead=int(dead),
+                next_lease_expiry=seconds_from_now(lease),
+                next_delayed_due=seconds_from_now(due),
+                exists=bool(int(used)),
+            )
+        ]
 
     # -- dead letters --------------------------------------------------------------
 

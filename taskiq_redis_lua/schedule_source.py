@@ -38,6 +38,8 @@ _SCRIPTS = [_ADD, _DELETE, _FETCH]
 #: Pages one get_schedules may read per range; beyond it the rest waits for the
 #: next update (a warning says so).
 _MAX_PAGES = 10_000
+#: A score beyond every due time (the year 2286).
+_FAR_FUTURE_MS = 10**13
 #: Time schedules due this long before a scheduler started count as past.
 _PAST_GRACE_MS = 60_000
 #: How long a claim on a time schedule's fire time lives (ms).
@@ -167,6 +169,13 @@ class _ScheduleSource(ScheduleSource):
         now = _now_ms()
         since = self._started_ms - _PAST_GRACE_MS if self.skip_past_schedules else 1
         raw = await self._fetch(0, 0) + await self._fetch(max(1, since), now)
+        return self._decode(raw)
+
+    async def all_schedules(self) -> list[ScheduledTask]:
+        """Return every stored schedule, time schedules due later included."""
+        return self._decode(await self._fetch(0, _FAR_FUTURE_MS))
+
+    def _decode(self, raw: list[tuple[str, bytes | None]]) -> list[ScheduledTask]:
         schedules = []
         for schedule_id, payload in raw:
             if payload is None:

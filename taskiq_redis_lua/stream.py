@@ -29,6 +29,7 @@ from taskiq_redis_lua.backoff import RETRYABLE, Backoff, attempt, raise_if_cance
 from taskiq_redis_lua.dead_letters import DeadLetter
 from taskiq_redis_lua.keys import StreamKeys, stream_keys
 from taskiq_redis_lua.leases import CHUNK, Holdings, chunks, stop_task
+from taskiq_redis_lua.stats import ConsumerStats, StreamStats
 
 logger = logging.getLogger("taskiq_redis_lua.stream")
 
@@ -41,7 +42,10 @@ _REQUEUE = scripts.script("stream/requeue")
 _PURGE = scripts.script("stream/purge")
 _DEAD = scripts.script("stream/dead")
 _BURY = scripts.script("stream/bury")
-_SCRIPTS = [_DELAY, _CLAIM, _ACK, _EXTEND, _RELEASE, _REQUEUE, _PURGE, _DEAD, _BURY]
+_STATS = scripts.script("stream/stats")
+_SCRIPTS = [
+    _DELAY, _CLAIM, _ACK, _EXTEND, _RELEASE, _REQUEUE, _PURGE, _DEAD, _BURY, _STATS,
+]  # fmt: skip
 
 #: Delayed messages moved into the stream by one claim.
 _PROMOTE_LIMIT = 1000
@@ -592,6 +596,42 @@ class _StreamBroker(AsyncBroker):
                 continue
             lost.extend((stream, _text(entry_id)) for entry_id in gone)
         return lost
+
+    # -- inspection ----------------------------------------------------------------
+
+    async def stats(self, queue_name: str | None = None) -> list[StreamStats]:
+        """Return a snapshot of each stream this broker reads (or of one)."""
+        return [
+            await self._stream_stats(stream)
+            for stream in ([queue_name] if queue_name else self.streams)
+        ]
+
+    async def _stream_stats(self, stream: str) -> StreamStats:
+        keys = self._keys(stream)
+        length, delayed, dead, found, pending, lag, _, consumers = await scripts.run(
+            self.endpoint.client,
+            _STATS,
+            [keys.stream, keys.dead, keys.delayed],
+            [self.consumer_group_name],
+        )
+        return StreamStats(
+            queue=stream,
+            group=self.consumer_group_name,
+            length=int(length),
+            delayed=int(delayed),
+            dead=int(dead),
+            group_exists=bool(int(found)),
+            pending=int(pending),
+            lag=None if int(lag) < 0 else int(lag),
+            consumers=[
+                ConsumerStats(
+                    name=_text(consumers[i]),
+                    pending=int(consumers[i + 1]),
+                    idle_seconds=int(consumers[i + 2]) / 1000,
+                )
+                for i in range(0, len(consumers), 3)
+            ],
+        )
 
     # -- dead letters --------------------------------------------------------------
 

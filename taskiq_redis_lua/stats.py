@@ -1,0 +1,59 @@
+"""What is waiting, in flight and dead: per-queue snapshots for people and scripts."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ListQueueStats:
+    """A snapshot of one list queue, taken by one script."""
+
+    queue: str
+    ready: int
+    delayed: int
+    in_flight: int
+    dead: int
+    #: Seconds until the earliest lease runs out; negative: overdue, so a worker
+    #: died holding it and it is about to be redelivered. None: nothing in flight.
+    next_lease_expiry: float | None
+    #: Seconds until the next delayed message is due. None: none delayed.
+    next_delayed_due: float | None
+    #: False when nothing was ever sent to the queue (a typo in its name?).
+    exists: bool = True
+    kind: str = "list"
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the snapshot as plain data (for ``--json``)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ConsumerStats:
+    """One consumer of a stream's group."""
+
+    name: str
+    pending: int
+    idle_seconds: float
+
+
+@dataclass(frozen=True)
+class StreamStats:
+    """A snapshot of one stream and one consumer group, taken by one script."""
+
+    queue: str
+    group: str
+    length: int
+    delayed: int
+    dead: int
+    group_exists: bool
+    pending: int
+    #: Entries not yet delivered to the group; None when Redis cannot tell.
+    lag: int | None
+    consumers: list[ConsumerStats] = field(default_factory=list)
+    kind: str = "stream"
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the snapshot as plain data (for ``--json``)."""
+        return asdict(self)
