@@ -33,6 +33,18 @@ GROUP_READ = [
 ]
 STREAM_KEYS = ["NAME", "Q:lock.g", "Q:cursor.g", "Q:dead.g", "Q:delayed", "Q:payloads"]
 CASES: dict[str, CliCase] = {
+    "queue/stats": CliCase(
+        keys=["Q:ready", "Q:delayed", "Q:inflight", "Q:dead", "Q:seq"],
+        args=[],
+        prints=r"\d+\n1\n0\n0\n0\n-1\n-1\n1",
+        before=[["ZADD", "Q:ready", "0", ID], ["SET", "Q:seq", "1"]],
+    ),
+    "stream/stats": CliCase(
+        keys=["NAME", "Q:dead.g", "Q:delayed"],
+        args=["g"],
+        prints=r"1\n0\n0\n1\n1\n0\n1\nc1\n1\n\d+",
+        before=GROUP_READ,
+    ),
     "schedule/add": CliCase(
         keys=["Q:data", "Q:index"],
         args=["s1", "payload", "0"],
