@@ -1,12 +1,14 @@
 """Schedule sources: schedules in one hash plus one index, fetched without SCAN.
 
-Under the prefix's hash tag: ``data`` (hash: schedule id -> schedule) and
-``index`` (sorted set: score 0 for cron and interval schedules, the due time in ms
-for time schedules). Adding and deleting change both in one script; fetching reads
-pages of the index, so its cost grows with the schedules returned, not with the
-rest of the keyspace. When several schedulers share a source, ``pre_send`` lets one
-of them send each fire time (``SET NX PX`` on a claim key); the others get
-``ScheduledTaskCancelledError``.
+Under the prefix's hash tag: ``data`` (hash: schedule id -> schedule), ``index``
+(sorted set, all scores 0, ordered by member: ``r:<id>`` for cron and interval
+schedules, ``t:<due ms, 16 digits>:<id>`` for time schedules) and ``entries``
+(hash: schedule id -> its index member). Adding and deleting change all three in
+one script; fetching reads the index in pages that start after the last member
+seen, so its cost grows with the schedules returned, not with the rest of the
+keyspace, and a delete between pages never hides a schedule. When several
+schedulers share a source, ``pre_send`` lets one of them send each fire time
+(``SET NX PX`` on a claim key); the others get ``ScheduledTaskCancelledError``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import uuid
 import warnings
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -38,12 +41,14 @@ _SCRIPTS = [_ADD, _DELETE, _FETCH]
 #: Pages one get_schedules may read per range; beyond it the rest waits for the
 #: next update (a warning says so).
 _MAX_PAGES = 10_000
-#: A score beyond every due time (the year 2286).
-_FAR_FUTURE_MS = 10**13
 #: Time schedules due this long before a scheduler started count as past.
 _PAST_GRACE_MS = 60_000
-#: How long a claim on a time schedule's fire time lives (ms).
+#: How long a claim on a time schedule's fire time lives (ms): longer than any
+#: scheduler keeps a deleted schedule in its list.
 _TIME_CLAIM_MS = 3_600_000
+#: Index ranges (ZRANGE BYLEX) of the recurring and of all time schedules.
+_RECURRING = ("[r:", "(r;")
+_TIMES = ("[t:", "(t;")
 
 
 _Source = TypeVar("_Source", bound="_ScheduleSource")
@@ -69,19 +74,38 @@ def _is_recurring(schedule: ScheduledTask) -> bool:
     return schedule.cron is not None or schedule.interval is not None
 
 
-def _fire_time(schedule: ScheduledTask, now_ms: int) -> tuple[str, int]:
-    """Return the fire time ``now`` belongs to and how long to claim it (ms).
+def _member(schedule: ScheduledTask) -> str:
+    """Return the schedule's index member: recurring, or a time schedule by due."""
+    if _is_recurring(schedule):
+        return f"r:{schedule.schedule_id}"
+    assert schedule.time is not None
+    return f"t:{_due_ms(schedule.time):016d}:{schedule.schedule_id}"
 
-    A cron schedule fires once a minute at most; an interval schedule once per
-    interval; a time schedule once.
+
+def _schedule_id(member: str) -> str:
+    """Return the schedule id of an index member (``r:<id>``, ``t:<ms>:<id>``)."""
+    return member[2:] if member.startswith("r:") else member.split(":", 2)[2]
+
+
+def _fire_time(schedule: ScheduledTask, now_ms: int) -> tuple[str, int]:
+    """Return the claim name of the fire time ``now`` belongs to, and its life (ms).
+
+    - cron: the minute, in the schedule's offset time, so each minute sends once;
+    - interval: no bucket; the claim lives a little less than the interval, so
+      whichever scheduler sends first holds the others off until the next one;
+    - time: its due time, once;
+    - a schedule mixing cron, interval and time: the second.
     """
+    kinds = [schedule.cron, schedule.interval, schedule.time]
+    if sum(kind is not None for kind in kinds) > 1:
+        return f"s{now_ms // 1000}", 5_000
     if schedule.cron is not None:
-        return f"m{now_ms // 60_000}", 120_000
+        offset = schedule.cron_offset
+        shift = offset.total_seconds() if isinstance(offset, timedelta) else 0.0
+        return f"m{math.floor((now_ms / 1000 + shift) / 60)}", 120_000
     if schedule.interval is not None:
-        seconds = max(1.0, _interval_seconds(schedule.interval))
-        return f"i{math.floor(now_ms / 1000 / seconds)}", max(
-            10_000, int(2000 * seconds)
-        )
+        seconds = _interval_seconds(schedule.interval)
+        return "i", max(500, int(1000 * max(seconds / 2, seconds - 1)))
     assert schedule.time is not None
     return f"t{_due_ms(schedule.time)}", _TIME_CLAIM_MS
 
@@ -98,6 +122,7 @@ class _ScheduleSource(ScheduleSource):
         buffer_size: int,
         skip_past_schedules: bool,
         deduplicate: bool,
+        lookahead: float,
     ) -> None:
         super().__init__()
         self.prefix = options.queue_name("prefix", prefix)
@@ -105,11 +130,11 @@ class _ScheduleSource(ScheduleSource):
         self.serializer = serializer or JSONSerializer()
         self.skip_past_schedules = skip_past_schedules
         self.deduplicate = deduplicate
+        self.lookahead = options.positive_seconds("lookahead", lookahead)
         self.endpoint = connect()
-        self._keys = [
-            companion_key(self.prefix, "data"),
-            companion_key(self.prefix, "index"),
-        ]
+        self._data = companion_key(self.prefix, "data")
+        self._entries = companion_key(self.prefix, "entries")
+        self._index = companion_key(self.prefix, "index")
         self._started_ms = _now_ms()
         self._migrate_from: ScheduleSource | None = None
         self._delete_migrated = True
@@ -132,13 +157,29 @@ class _ScheduleSource(ScheduleSource):
 
     async def _migrate(self, source: ScheduleSource) -> None:
         await source.startup()
-        schedules = await source.get_schedules()
-        logger.info("Migrating %d schedule(s) from %r", len(schedules), source)
-        for schedule in schedules:
-            await self.add_schedule(schedule)
-            if self._delete_migrated:
-                await source.delete_schedule(schedule.schedule_id)
-        await source.shutdown()
+        try:
+            if await self._same_storage(source):
+                logger.info("%r stores its schedules here already", source)
+                return
+            read_all = getattr(source, "all_schedules", source.get_schedules)
+            schedules = await read_all()
+            logger.info("Migrating %d schedule(s) from %r", len(schedules), source)
+            for schedule in schedules:
+                await self.add_schedule(schedule)
+                if self._delete_migrated:
+                    await source.delete_schedule(schedule.schedule_id)
+        finally:
+            await source.shutdown()
+
+    async def _same_storage(self, source: ScheduleSource) -> bool:
+        """Tell whether ``source`` keeps its schedules in this source's keys."""
+        if not isinstance(source, _ScheduleSource) or source._index != self._index:
+            return False
+        probe = companion_key(self.prefix, "migration-probe")
+        token = uuid.uuid4().hex
+        await self.endpoint.client.set(probe, token, px=10_000)
+        seen = await source.endpoint.client.get(probe)
+        return seen in (token, token.encode())
 
     async def shutdown(self) -> None:
         """Disconnect."""
@@ -146,34 +187,32 @@ class _ScheduleSource(ScheduleSource):
         await super().shutdown()
 
     async def add_schedule(self, schedule: ScheduledTask) -> None:
-        """Store the schedule and index it (cron, interval or time) in one script."""
+        """Store the schedule and index it (recurring, or by due time) in one script."""
         payload = self.serializer.dumpb(schedule.model_dump(mode="json"))
-        if _is_recurring(schedule):
-            score = 0
-        else:
-            assert schedule.time is not None
-            score = _due_ms(schedule.time)
-        await scripts.run(
-            self.endpoint.client,
-            _ADD,
-            self._keys,
-            [schedule.schedule_id, payload, score],
-        )
+        args: list[scripts.Arg] = [schedule.schedule_id, payload, _member(schedule)]
+        keys = [self._data, self._entries, self._index]
+        await scripts.run(self.endpoint.client, _ADD, keys, args)
 
     async def delete_schedule(self, schedule_id: str) -> None:
         """Remove the schedule and its index entry in one script."""
-        await scripts.run(self.endpoint.client, _DELETE, self._keys, [schedule_id])
+        keys = [self._data, self._entries, self._index]
+        await scripts.run(self.endpoint.client, _DELETE, keys, [schedule_id])
 
     async def get_schedules(self) -> list[ScheduledTask]:
-        """Return cron and interval schedules and every time schedule due by now."""
-        now = _now_ms()
-        since = self._started_ms - _PAST_GRACE_MS if self.skip_past_schedules else 1
-        raw = await self._fetch(0, 0) + await self._fetch(max(1, since), now)
-        return self._decode(raw)
+        """Return cron and interval schedules and the time schedules due soon.
+
+        Time schedules due by now (missed ones included) and within ``lookahead``
+        seconds come back; taskiq's scheduler sends each when its time comes, so a
+        schedule due between two reads is still sent on time.
+        """
+        until = _now_ms() + int(self.lookahead * 1000)
+        since = self._started_ms - _PAST_GRACE_MS if self.skip_past_schedules else 0
+        times = (f"[t:{max(0, since):016d}", f"(t:{until + 1:016d}")
+        return self._decode(await self._fetch(*_RECURRING) + await self._fetch(*times))
 
     async def all_schedules(self) -> list[ScheduledTask]:
         """Return every stored schedule, time schedules due later included."""
-        return self._decode(await self._fetch(0, _FAR_FUTURE_MS))
+        return self._decode(await self._fetch(*_RECURRING) + await self._fetch(*_TIMES))
 
     def _decode(self, raw: list[tuple[str, bytes | None]]) -> list[ScheduledTask]:
         schedules = []
@@ -189,32 +228,31 @@ class _ScheduleSource(ScheduleSource):
                 logger.warning("Cannot read schedule %s: %r", schedule_id, error)
         return schedules
 
-    async def _fetch(self, lowest: int, highest: int) -> list[tuple[str, bytes | None]]:
-        """Read every page of the index between two scores."""
+    async def _fetch(self, lowest: str, highest: str) -> list[tuple[str, bytes | None]]:
+        """Read every page of the index between two members (BYLEX bounds)."""
         found: list[tuple[str, bytes | None]] = []
-        for page_number in range(_MAX_PAGES):
-            page = await scripts.run(
-                self.endpoint.client,
-                _FETCH,
-                self._keys,
-                [lowest, highest, page_number * self.buffer_size, self.buffer_size],
-            )
-            for index in range(0, len(page), 2):
-                schedule_id = page[index]
-                found.append(
-                    (
-                        schedule_id.decode()
-                        if isinstance(schedule_id, bytes)
-                        else schedule_id,
-                        page[index + 1],
-                    )
-                )
-            if len(page) < 2 * self.buffer_size:
+        start = lowest
+        for _ in range(_MAX_PAGES):
+            page = await self._fetch_page(start, highest)
+            found.extend((_schedule_id(member), payload) for member, payload in page)
+            if len(page) < self.buffer_size:
                 return found
-        logger.warning(
-            "Stopped after %d pages of schedules; the rest waits", _MAX_PAGES
-        )
+            start = f"({page[-1][0]}"
+        logger.warning("Read %d pages of schedules; the rest waits", _MAX_PAGES)
         return found
+
+    async def _fetch_page(
+        self, start: str, highest: str
+    ) -> list[tuple[str, bytes | None]]:
+        """Read one page: (index member, schedule data) pairs from ``start``."""
+        page = await scripts.run(
+            self.endpoint.client,
+            _FETCH,
+            [self._data, self._index],
+            [start, highest, self.buffer_size],
+        )
+        members = [m.decode() if isinstance(m, bytes) else m for m in page[::2]]
+        return list(zip(members, page[1::2], strict=True))
 
     async def pre_send(self, task: ScheduledTask) -> None:
         """Claim this fire time of the schedule; another scheduler may have it.
@@ -229,8 +267,8 @@ class _ScheduleSource(ScheduleSource):
             raise ScheduledTaskCancelledError
 
     async def post_send(self, task: ScheduledTask) -> None:
-        """Remove a time schedule once it has been sent."""
-        if not _is_recurring(task):
+        """Remove a schedule with a ``time`` once it has been sent (as taskiq-redis)."""
+        if task.time is not None:
             await self.delete_schedule(task.schedule_id)
 
 
@@ -256,6 +294,7 @@ class ListRedisScheduleSource(_ScheduleSource):
         skip_past_schedules: bool = False,
         *,
         deduplicate: bool = True,
+        lookahead: float = 300.0,
         **connection_kwargs: Any,
     ) -> None:
         """Connect to ``url``; parameters as in taskiq-redis.
@@ -269,6 +308,9 @@ class ListRedisScheduleSource(_ScheduleSource):
         :param deduplicate: when several schedulers share the source, let only one
             send each fire time; False saves a Redis call per send when only one
             scheduler runs.
+        :param lookahead: seconds ahead that time schedules are read, so that one
+            due between two reads of the scheduler is still sent on time; keep it
+            above the scheduler's ``--update-interval``.
         :param connection_kwargs: passed to redis-py's ``BlockingConnectionPool``.
         """
         super().__init__(
@@ -280,6 +322,7 @@ class ListRedisScheduleSource(_ScheduleSource):
             buffer_size=buffer_size,
             skip_past_schedules=skip_past_schedules,
             deduplicate=deduplicate,
+            lookahead=lookahead,
         )
 
 
@@ -295,6 +338,7 @@ class ListRedisClusterScheduleSource(_ScheduleSource):
         skip_past_schedules: bool = False,
         *,
         deduplicate: bool = True,
+        lookahead: float = 300.0,
         **connection_kwargs: Any,
     ) -> None:
         """Connect to the cluster ``url`` belongs to; see ListRedisScheduleSource."""
@@ -305,6 +349,7 @@ class ListRedisClusterScheduleSource(_ScheduleSource):
             buffer_size=buffer_size,
             skip_past_schedules=skip_past_schedules,
             deduplicate=deduplicate,
+            lookahead=lookahead,
         )
 
 
@@ -323,6 +368,7 @@ class ListRedisSentinelScheduleSource(_ScheduleSource):
         sentinel_kwargs: Any | None = None,
         *,
         deduplicate: bool = True,
+        lookahead: float = 300.0,
         **connection_kwargs: Any,
     ) -> None:
         """Connect through ``sentinels`` to ``master_name``.
@@ -343,6 +389,7 @@ class ListRedisSentinelScheduleSource(_ScheduleSource):
             buffer_size=buffer_size,
             skip_past_schedules=skip_past_schedules,
             deduplicate=deduplicate,
+            lookahead=lookahead,
         )
 
 

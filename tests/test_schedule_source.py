@@ -29,7 +29,7 @@ from taskiq_redis_lua import (
 from taskiq_redis_lua import topology as topo
 from taskiq_redis_lua.keys import companion_key
 from taskiq_redis_lua.local_redis import LocalTopology
-from taskiq_redis_lua.schedule_source import _ScheduleSource
+from taskiq_redis_lua.schedule_source import _fire_time, _ScheduleSource
 
 from .test_list_queue import build_queue
 
@@ -102,12 +102,14 @@ async def test_cron_interval_and_time_schedules_are_stored_and_deleted(
     }
 
 
-async def test_a_future_time_schedule_appears_when_due(make_source: Any) -> None:
-    source = await make_source()
+async def test_a_future_time_schedule_appears_within_the_lookahead(
+    make_source: Any,
+) -> None:
+    source = await make_source(lookahead=0.5)
     later = schedule(time=soon(1.0))
     await source.add_schedule(later)
     assert await source.get_schedules() == []
-    await asyncio.sleep(1.1)
+    await asyncio.sleep(0.6)
     assert [s.schedule_id for s in await source.get_schedules()] == [later.schedule_id]
 
 
@@ -165,7 +167,8 @@ async def test_an_unreadable_schedule_is_skipped_not_fatal(
     good = schedule(interval=5)
     await source.add_schedule(good)
     await endpoint.client.hset(companion_key(unique, "data"), "broken", b"\xff")
-    await endpoint.client.zadd(companion_key(unique, "index"), {"broken": 0})
+    await endpoint.client.zadd(companion_key(unique, "index"), {"r:broken": 0})
+    await endpoint.client.zadd(companion_key(unique, "index"), {"r:no-data": 0})
     assert await source.get_schedules() == [good]
 
 
@@ -178,6 +181,63 @@ async def test_pages_cover_every_schedule(make_source: Any) -> None:
         await source.add_schedule(item)
     got = await source.get_schedules()
     assert sorted(s.schedule_id for s in got) == sorted(s.schedule_id for s in items)
+
+
+async def test_deleting_between_pages_hides_no_schedule(make_source: Any) -> None:
+    source = await make_source(buffer_size=2)
+    items = [schedule(interval=n + 1) for n in range(7)]
+    for item in items:
+        await source.add_schedule(item)
+    first = await source._fetch_page("[r:", "(r;")
+    # Another scheduler deletes what this one has just read, between two pages.
+    for member, _ in first:
+        await source.delete_schedule(member.removeprefix("r:"))
+    rest = await source._fetch("(" + first[-1][0], "(r;")
+    seen = {member.removeprefix("r:") for member, _ in first} | {i for i, _ in rest}
+    assert seen == {item.schedule_id for item in items}
+
+
+async def test_a_time_schedule_due_soon_is_read_ahead(make_source: Any) -> None:
+    source = await make_source(lookahead=60)
+    soon_due = schedule(time=soon(30))
+    later = schedule(time=soon(600))
+    for item in (soon_due, later):
+        await source.add_schedule(item)
+    assert [s.schedule_id for s in await source.get_schedules()] == [
+        soon_due.schedule_id
+    ]
+    assert len(await source.all_schedules()) == 2
+
+
+async def test_a_schedule_with_cron_and_time_is_deleted_once_sent(
+    make_source: Any,
+) -> None:
+    source = await make_source()
+    both = schedule(cron="* * * * *", time=soon(-1))
+    await source.add_schedule(both)
+    await source.post_send(both)
+    assert await source.all_schedules() == []
+
+
+async def test_an_interval_is_claimed_for_about_one_interval(make_source: Any) -> None:
+    first, second = await make_source(), await make_source()
+    every_two = schedule(interval=2)
+    await first.pre_send(every_two)
+    with pytest.raises(ScheduledTaskCancelledError):
+        await second.pre_send(every_two)  # another scheduler, out of phase
+    await asyncio.sleep(1.1)
+    await second.pre_send(every_two)  # the next fire time
+
+
+async def test_a_cron_offset_in_seconds_moves_the_claimed_minute(
+    make_source: Any,
+) -> None:
+    shifted = schedule(cron="0 * * * *", cron_offset=timedelta(seconds=30))
+    plain = schedule(cron="0 * * * *")
+    at = int(datetime(2026, 11, 25, 11, 59, 40, tzinfo=timezone.utc).timestamp() * 1000)
+    later = at + 30_000  # 12:00:10
+    assert _fire_time(shifted, at)[0] == _fire_time(shifted, later)[0]
+    assert _fire_time(plain, at)[0] != _fire_time(plain, later)[0]
 
 
 async def test_only_one_of_two_schedulers_sends_each_fire_time(
@@ -201,24 +261,46 @@ async def test_deduplicate_false_never_cancels(make_source: Any) -> None:
     await source.pre_send(item)
 
 
+async def test_migrating_from_the_same_storage_keeps_every_schedule(
+    topology: LocalTopology, unique: str
+) -> None:
+    with pytest.warns(DeprecationWarning, match="deprecated"):
+        old = build_deprecated(topology, prefix=unique)
+    await old.startup()
+    items = [schedule(cron="0 0 * * *"), schedule(time=soon(3600))]
+    for item in items:
+        await old.add_schedule(item)
+    fresh = build_source(topology, prefix=unique).with_migrate_from(old)
+    await fresh.startup()
+    try:
+        assert len(await fresh.all_schedules()) == 2
+    finally:
+        await fresh.shutdown()
+
+
 async def test_schedules_migrate_from_a_deprecated_source(
     topology: LocalTopology, make_source: Any, unique: str
 ) -> None:
     with pytest.warns(DeprecationWarning, match="deprecated"):
         old = build_deprecated(topology, prefix=f"{unique}-old")
     await old.startup()
-    items = [schedule(cron="0 0 * * *"), schedule(interval=10), schedule(time=soon(-5))]
+    items = [
+        schedule(cron="0 0 * * *"),
+        schedule(interval=10),
+        schedule(time=soon(-5)),
+        schedule(time=soon(3600)),  # due later: migrated too
+    ]
     for item in items:
         await old.add_schedule(item)
     fresh = build_source(topology, prefix=unique).with_migrate_from(old)
     await fresh.startup()
     try:
-        got = await fresh.get_schedules()
+        got = await fresh.all_schedules()
         assert sorted(s.schedule_id for s in got) == sorted(
             s.schedule_id for s in items
         )
         check = build_source(topology, prefix=f"{unique}-old")
-        assert await check.get_schedules() == []
+        assert await check.all_schedules() == []
         await check.shutdown()
     finally:
         await fresh.shutdown()
@@ -301,7 +383,7 @@ async def test_fetching_ignores_the_rest_of_the_keyspace(
     assert int(stats["cmdstat_evalsha"]["calls"]) <= 10_000 // 50 + 2
 
 
-def test_deprecated_names_warn_and_keep_their_signatures(
+def test_deprecated_names_warn(
     topology: LocalTopology,
 ) -> None:
     with pytest.warns(DeprecationWarning, match="ListRedisScheduleSource"):

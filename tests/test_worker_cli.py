@@ -138,7 +138,11 @@ async def test_a_schedule_added_at_runtime_fires_through_the_real_scheduler(
             command=("scheduler",),
         )
     )
-    await asyncio.sleep(1.5)  # the scheduler is running before the schedule exists
+    deadline = time.monotonic() + 20
+    while "Starting scheduler" not in workers[-1].output():  # running, then we add
+        assert time.monotonic() < deadline, workers[-1].output()
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1.0)  # its first read of the schedules is done
     due = datetime.now(timezone.utc) + timedelta(seconds=2)
     task_id = f"{app.QUEUE}-scheduled"
     await (

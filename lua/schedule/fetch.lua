@@ -1,22 +1,26 @@
 #!lua flags=no-writes
---[[ fetch: one page of the schedules whose index score lies in a range.
-  KEYS[1] data    HASH  schedule id -> serialized ScheduledTask
-  KEYS[2] index   ZSET  schedule id -> 0 for cron and interval, due time (ms) for time
-  ARGV[1] lowest score (0..0 for the recurring schedules; 1..now for due time
-          schedules, the caller's clock)
-  ARGV[2] highest score
-  ARGV[3] offset into the range
-  ARGV[4] N, the page size
-  Returns: {id, serialized schedule or false, ...} in score order, at most N pairs; a
-    shorter page is the last one
+--[[ fetch: one page of the index between two members, with the schedules' data.
+  KEYS[1] data     HASH  schedule id -> serialized ScheduledTask
+  KEYS[2] index    ZSET  members "r:<id>" (cron, interval) and
+                         "t:<due time, 16-digit ms>:<id>" (time), all scores 0
+  ARGV[1] lowest member, ZRANGE BYLEX syntax: "[r:" for the recurring ones, or
+          "(<last member of the previous page>" to go on after it
+  ARGV[2] highest member, ZRANGE BYLEX syntax: "(r;" ends the recurring ones,
+          "(t:<16-digit ms>" the time schedules due before that moment
+  ARGV[3] N, the page size
+  Returns: {member, serialized schedule or false, ...}, at most N pairs in member
+    order; a shorter page is the last. Deleting schedules between pages never makes
+    the next page skip one, since a page starts after a member, not at an offset.
   Work: O(log M + N), M the number of schedules; nothing else in Redis is looked at
 ]]
 local rcall = redis.call
 
-local ids = rcall("ZRANGE", KEYS[2], ARGV[1], ARGV[2], "BYSCORE", "LIMIT", ARGV[3], ARGV[4])
+local members = rcall("ZRANGE", KEYS[2], ARGV[1], ARGV[2], "BYLEX", "LIMIT", 0, ARGV[3])
 local page = {}
-for _, id in ipairs(ids) do
-  page[#page + 1] = id
-  page[#page + 1] = rcall("HGET", KEYS[1], id)
+for _, member in ipairs(members) do
+  local id = string.sub(member, 1, 2) == "r:" and string.sub(member, 3)
+    or string.match(member, "^t:%d+:(.*)$")
+  page[#page + 1] = member
+  page[#page + 1] = id and rcall("HGET", KEYS[1], id) or false
 end
 return page
