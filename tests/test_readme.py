@@ -1,0 +1,97 @@
+"""The README's redis-cli commands run, as written, against a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from taskiq import ScheduledTask, TaskiqResult
+
+from taskiq_redis_lua import (
+    ListQueueBroker,
+    ListRedisScheduleSource,
+    RedisAsyncResultBackend,
+    RedisStreamBroker,
+    local_redis,
+    scripts,
+)
+
+from .listening import Listener, send
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def readme_commands() -> list[str]:
+    """Every `redis-cli ...` line of the README's bash blocks."""
+    blocks = re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    return [
+        line.strip()
+        for block in blocks
+        for line in block.splitlines()
+        if line.strip().startswith("redis-cli ")
+    ]
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[local_redis.RedisProcess]:
+    process = local_redis.start_server(tmp_path_factory.mktemp("readme"))
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+async def populated(server: local_redis.RedisProcess) -> AsyncIterator[str]:
+    """The queues, stream, results and schedules the README talks about."""
+    url = f"redis://127.0.0.1:{server.port}"
+    queue = ListQueueBroker(url, queue_name="emails")
+    await send(queue, "hello")
+    stream = RedisStreamBroker(url, queue_name="events", consumer_group_name="billing")
+    await stream.startup()
+    await send(stream, "event")
+    reader = Listener(stream)
+    await reader.next()
+    results: RedisAsyncResultBackend[int] = RedisAsyncResultBackend(
+        url, prefix_str="results"
+    )
+    await results.set_result(
+        "abc", TaskiqResult(is_err=False, return_value=1, execution_time=0.1)
+    )
+    source = ListRedisScheduleSource(url)
+    await source.add_schedule(
+        ScheduledTask(task_name="echo", labels={}, args=[], kwargs={}, cron="0 * * * *")
+    )
+    await scripts.load(queue.endpoint.client, list(scripts.catalog()))
+    yield url
+    await reader.close()
+    for item in (queue, stream, results, source):
+        await item.shutdown()
+
+
+def test_the_readme_shows_redis_cli_commands() -> None:
+    assert len(readme_commands()) >= 20
+
+
+@pytest.mark.parametrize("command", readme_commands())
+async def test_readme_redis_cli_command_runs(populated: str, command: str) -> None:
+    line = command.replace("redis-cli ", f"redis-cli -u {populated} ", 1)
+    done = await asyncio.to_thread(
+        subprocess.run,
+        ["bash", "-c", line],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    errors = [
+        out for out in done.stdout.splitlines()
+        if re.match(r"^(\(error\)|ERR|NOSCRIPT|WRONGTYPE|NOGROUP)", out)
+    ]  # fmt: skip
+    assert not errors, done.stdout
