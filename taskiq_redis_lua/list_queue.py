@@ -24,6 +24,7 @@ from taskiq import AckableMessage, AsyncBroker, AsyncResultBackend, BrokerMessag
 
 from taskiq_redis_lua import labels, options, scripts, topology
 from taskiq_redis_lua.backoff import RETRYABLE, Backoff, attempt
+from taskiq_redis_lua.batching import Batcher
 from taskiq_redis_lua.dead_letters import DeadLetter
 from taskiq_redis_lua.keys import ListQueueKeys, list_queue_keys
 from taskiq_redis_lua.leases import CHUNK, Holdings, chunks
@@ -56,6 +57,8 @@ _QUIET_WAITS_BEFORE_LOOKING = 5
 _MIN_VISIBILITY_TIMEOUT = 0.1
 #: Closer than this (seconds) to a due time counts as due.
 _NOW = 0.001
+#: Most messages one kick call stores (concurrent kicks share a call).
+_KICK_BATCH = 100
 
 
 class QueueMessage(AckableMessage):
@@ -209,6 +212,12 @@ class _ListQueue(AsyncBroker):
         self._holdings: Holdings[str] = Holdings(
             self.queue_name, self.visibility_timeout / 3, self._renew
         )
+        self._kicks: Batcher[str, tuple[bytes | str, int, int], str] = Batcher(
+            self._kick_batch, _KICK_BATCH
+        )
+        self._acks: Batcher[None, tuple[str, int], bool] = Batcher(
+            self._ack_batch, CHUNK
+        )
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -242,18 +251,33 @@ class _ListQueue(AsyncBroker):
     # -- sending -----------------------------------------------------------------
 
     async def kick(self, message: BrokerMessage) -> None:
-        """Store the message and queue it, honouring queue_name, priority and delay."""
-        keys = self._keys_for(message.labels.get("queue_name"))
-        await scripts.run(
-            self.endpoint.client,
-            _KICK,
-            [keys.seq, keys.msgs, keys.ready, keys.delayed, keys.marker],
-            [
+        """Store the message and queue it, honouring queue_name, priority and delay.
+
+        Kicks made at the same time share one script call.
+        """
+        queue_name = message.labels.get("queue_name")
+        if queue_name is not None:
+            queue_name = options.queue_name("queue_name label", queue_name)
+        await self._kicks.submit(
+            queue_name or self.queue_name,
+            (
                 message.message,
                 labels.priority(message.labels.get("priority")),
                 labels.delay_ms(message.labels.get("delay")),
-            ],
+            ),
         )
+
+    async def _kick_batch(
+        self, queue_name: str, messages: list[tuple[bytes | str, int, int]]
+    ) -> list[str]:
+        keys = list_queue_keys(queue_name)
+        ids = await scripts.run(
+            self.endpoint.client,
+            _KICK,
+            [keys.seq, keys.msgs, keys.ready, keys.delayed, keys.marker],
+            [part for message in messages for part in message],
+        )
+        return [_text(message_id) for message_id in ids]
 
     # -- receiving ---------------------------------------------------------------
 
@@ -271,7 +295,7 @@ class _ListQueue(AsyncBroker):
                 if not await self._admissible(delivery):
                     continue
                 self._holdings.hand_over(delivery.id)
-                yield QueueMessage(
+                yield QueueMessage.model_construct(
                     data=delivery.payload,
                     ack=partial(self._ack, delivery.id, delivery.delivery),
                     id=delivery.id,
@@ -354,19 +378,12 @@ class _ListQueue(AsyncBroker):
     # -- settling ----------------------------------------------------------------
 
     async def _ack(self, message_id: str, delivery: int) -> None:
-        keys = self._keys
-        removed = await attempt(
-            f"acking {message_id} on {self.queue_name}",
-            logger,
-            partial(
-                scripts.run,
-                self.endpoint.client,
-                _ACK,
-                [keys.ready, keys.inflight, keys.msgs, keys.deliveries],
-                [message_id, delivery],
-            ),
-        )
-        if removed == 0:
+        """Remove the message; acks made at the same time share one script call."""
+        try:
+            removed = await self._acks.submit(None, (message_id, delivery))
+        finally:
+            self._holdings.forget(message_id, delivery)
+        if not removed:
             logger.info(
                 "Ack of message %s (delivery %d) of %s came after it was handed out"
                 " again",
@@ -374,7 +391,23 @@ class _ListQueue(AsyncBroker):
                 delivery,
                 self.queue_name,
             )
-        self._holdings.forget(message_id, delivery)
+
+    async def _ack_batch(self, _: None, held: list[tuple[str, int]]) -> list[bool]:
+        keys = self._keys
+        removed = await attempt(
+            f"acking {len(held)} message(s) on {self.queue_name}",
+            logger,
+            partial(
+                scripts.run,
+                self.endpoint.client,
+                _ACK,
+                [keys.ready, keys.inflight, keys.msgs, keys.deliveries],
+                _flat(held),
+            ),
+        )
+        if removed is None:  # gave up, and said so: the leases expire instead
+            return [True] * len(held)
+        return [bool(int(flag)) for flag in removed]
 
     async def _bury(self, delivery: _Delivery, reason: str) -> None:
         keys = self._keys

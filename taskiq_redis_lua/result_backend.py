@@ -13,6 +13,7 @@ from taskiq.result import TaskiqResult
 from taskiq.serializers import JSONSerializer
 
 from taskiq_redis_lua import scripts, topology
+from taskiq_redis_lua.batching import Batcher
 from taskiq_redis_lua.exceptions import (
     DuplicateExpireTimeSelectedError,
     ExpireTimeMustBeMoreThanZeroError,
@@ -26,6 +27,9 @@ _ReturnType = TypeVar("_ReturnType")
 
 #: Results and progress expire after a day unless told otherwise.
 DEFAULT_RESULT_TTL_SECONDS = 24 * 60 * 60
+
+#: Most results one pipeline stores (results stored at the same time share it).
+_SET_BATCH = 100
 
 _SET = scripts.script("result/set")
 _TAKE = scripts.script("result/take")
@@ -87,6 +91,9 @@ class _ResultBackend(AsyncResultBackend[_ReturnType]):
         self.result_px_time = result_px_time
         self.serializer = serializer or JSONSerializer()
         self.prefix_str = prefix_str
+        self._sets: Batcher[None, tuple[str, bytes], Any] = Batcher(
+            self._set_batch, _SET_BATCH
+        )
 
     async def startup(self) -> None:
         """Load the backend's scripts (calls also work without this)."""
@@ -135,8 +142,17 @@ class _ResultBackend(AsyncResultBackend[_ReturnType]):
     async def set_result(self, task_id: str, result: TaskiqResult[_ReturnType]) -> None:
         """Store the result with its time to live and clear the task's progress."""
         value = self._dump("result", task_id, result)
-        await scripts.run(
-            self.endpoint.client, _SET, self._keys(task_id), (value, self._ttl_ms)
+        await self._sets.submit(None, (task_id, value))
+
+    async def _set_batch(self, _: None, results: list[tuple[str, bytes]]) -> list[Any]:
+        """Store results given at the same time in one pipeline."""
+        return await scripts.run_many(
+            self.endpoint.client,
+            _SET,
+            [
+                (self._keys(task_id), (value, self._ttl_ms))
+                for task_id, value in results
+            ],
         )
 
     async def is_result_ready(self, task_id: str) -> bool:

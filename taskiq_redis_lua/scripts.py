@@ -184,6 +184,63 @@ async def load(client: Client, scripts: Sequence[Script]) -> None:
             )
 
 
+def _check_keys(item: Script, keys: Sequence[str]) -> None:
+    if len(keys) != len(item.keys):
+        raise ScriptKeyCountError(
+            script=item.name, expected=len(item.keys), given=len(keys)
+        )
+
+
+def _reply_or_error(item: Script, reply: Any) -> Any:
+    """Turn a reply the header declares as an error into ScriptReplyError."""
+    if isinstance(reply, ResponseError):
+        refusal = _ERROR_REPLY.match(str(reply))
+        if refusal is None:
+            return reply
+        return ScriptReplyError(
+            script=item.name, code=refusal.group(1), detail=refusal.group(2)
+        )
+    if isinstance(reply, int) and reply < 0 and reply in item.error_codes:
+        return ScriptReplyError(
+            script=item.name, code=str(reply), detail=item.error_codes[reply]
+        )
+    return reply
+
+
+async def run_many(
+    client: Client,
+    item: Script,
+    calls: Sequence[tuple[Sequence[str], Sequence[Arg]]],
+) -> list[Any]:
+    """Run ``item`` once per ``(keys, args)`` in one pipeline (not a transaction).
+
+    Returns one reply per call, in order; a call that failed has its exception in
+    place of the reply (a declared error as :class:`ScriptReplyError`). Calls that
+    met ``NOSCRIPT`` are loaded and run again. Connection errors raise.
+    """
+    for keys, _ in calls:
+        _check_keys(item, keys)
+    replies: list[Any] = await _pipelined(client, item, calls)
+    again = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+    if again:
+        await load(client, [item])
+        retried = await _pipelined(client, item, [calls[i] for i in again])
+        for index, reply in zip(again, retried, strict=True):
+            replies[index] = reply
+    return [_reply_or_error(item, reply) for reply in replies]
+
+
+async def _pipelined(
+    client: Client,
+    item: Script,
+    calls: Sequence[tuple[Sequence[str], Sequence[Arg]]],
+) -> list[Any]:
+    pipe = client.pipeline(transaction=False)
+    for keys, args in calls:
+        pipe.execute_command("EVALSHA", item.sha, len(keys), *keys, *args)
+    return list(await pipe.execute(raise_on_error=False))
+
+
 async def run(
     client: Client,
     item: Script,
@@ -195,10 +252,7 @@ async def run(
     A reply that the header declares as an error (an ``TRL_...`` error reply or a
     negative code listed under ``Errors:``) raises :class:`ScriptReplyError`.
     """
-    if len(keys) != len(item.keys):
-        raise ScriptKeyCountError(
-            script=item.name, expected=len(item.keys), given=len(keys)
-        )
+    _check_keys(item, keys)
     try:
         try:
             reply = await _evalsha(client, item, keys, args)
@@ -206,16 +260,13 @@ async def run(
             await load(client, [item])
             reply = await _evalsha(client, item, keys, args)
     except ResponseError as error:
-        refusal = _ERROR_REPLY.match(str(error))
-        if refusal is None:
+        refusal = _reply_or_error(item, error)
+        if refusal is error:
             raise
-        raise ScriptReplyError(
-            script=item.name, code=refusal.group(1), detail=refusal.group(2)
-        ) from error
-    if isinstance(reply, int) and reply < 0 and reply in item.error_codes:
-        raise ScriptReplyError(
-            script=item.name, code=str(reply), detail=item.error_codes[reply]
-        )
+        raise refusal from error
+    refusal = _reply_or_error(item, reply)
+    if isinstance(refusal, ScriptReplyError):
+        raise refusal
     return reply
 
 

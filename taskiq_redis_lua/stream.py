@@ -26,6 +26,7 @@ from taskiq import AckableMessage, AsyncBroker, AsyncResultBackend, BrokerMessag
 
 from taskiq_redis_lua import labels, options, scripts, topology
 from taskiq_redis_lua.backoff import RETRYABLE, Backoff, attempt, raise_if_cancelled
+from taskiq_redis_lua.batching import Batcher
 from taskiq_redis_lua.dead_letters import DeadLetter
 from taskiq_redis_lua.keys import StreamKeys, stream_keys
 from taskiq_redis_lua.leases import CHUNK, Holdings, chunks, stop_task
@@ -53,6 +54,8 @@ _PROMOTE_LIMIT = 1000
 _RELEASED_IDLE_MS = 2**40
 #: How far into a dead-letter stream list_dead may look (it reads from the start).
 _DEAD_PAGE_LIMIT = 10_000
+#: Most messages one kick pipeline sends (concurrent kicks share a round trip).
+_KICK_BATCH = 100
 #: Errors that leave a group's creation for a later attempt.
 _GROUP_ERRORS: tuple[type[Exception], ...] = (ResponseError, *RETRYABLE)
 
@@ -197,6 +200,10 @@ class _StreamBroker(AsyncBroker):
             self.queue_name, self.idle_timeout / 3000, self._renew
         )
         self._claimed: list[_Entry] = []
+        self._kicks: Batcher[str, bytes | str, Any] = Batcher(
+            self._kick_batch, _KICK_BATCH
+        )
+        self._acks: Batcher[str, str, bool] = Batcher(self._ack_batch, CHUNK)
         self._claimed_event = asyncio.Event()
         self._claimer: asyncio.Task[None] | None = None
         self._hungry = False  # listen() waits for work: claims may take some
@@ -270,12 +277,21 @@ class _StreamBroker(AsyncBroker):
                 [uuid.uuid4().hex, message.message, delay_ms],
             )
             return
-        await self.endpoint.client.xadd(
-            options.queue_name("queue_name label", stream),
-            {b"data": message.message},
-            maxlen=self.maxlen,
-            approximate=self.approximate,
+        await self._kicks.submit(
+            options.queue_name("queue_name label", stream), message.message
         )
+
+    async def _kick_batch(self, stream: str, payloads: list[bytes | str]) -> list[Any]:
+        """XADD concurrent kicks to one stream in one round trip."""
+        pipe = self.endpoint.client.pipeline(transaction=False)
+        for payload in payloads:
+            pipe.xadd(
+                stream,
+                {b"data": payload},
+                maxlen=self.maxlen,
+                approximate=self.approximate,
+            )
+        return list(await pipe.execute(raise_on_error=False))
 
     # -- receiving ---------------------------------------------------------------
 
@@ -342,7 +358,7 @@ class _StreamBroker(AsyncBroker):
         return entries
 
     def _message(self, entry: _Entry) -> StreamMessage:
-        return StreamMessage(
+        return StreamMessage.model_construct(
             data=entry.payload or b"",
             ack=partial(self._ack, entry.stream, entry.id, entry.delivery),
             id=entry.id,
@@ -488,8 +504,19 @@ class _StreamBroker(AsyncBroker):
     # -- settling ----------------------------------------------------------------
 
     async def _ack(self, stream: str, entry_id: str, delivery: int) -> None:
+        """Acknowledge the entry; acks made at the same time share one script call."""
+        try:
+            acked = await self._acks.submit(stream, entry_id)
+        finally:
+            self._holdings.forget((stream, entry_id), delivery)
+        if not acked:
+            logger.info(
+                "Ack of %s on %s came after it was taken over", entry_id, stream
+            )
+
+    async def _ack_batch(self, stream: str, entry_ids: list[str]) -> list[bool]:
         acked = await attempt(
-            f"acking {entry_id} on {stream}",
+            f"acking {len(entry_ids)} entries on {stream}",
             logger,
             partial(
                 scripts.run,
@@ -499,15 +526,13 @@ class _StreamBroker(AsyncBroker):
                 [
                     self.consumer_group_name,
                     "1" if self.delete_on_ack else "0",
-                    entry_id,
+                    *entry_ids,
                 ],
             ),
         )
-        if acked == 0:
-            logger.info(
-                "Ack of %s on %s came after it was taken over", entry_id, stream
-            )
-        self._holdings.forget((stream, entry_id), delivery)
+        if acked is None:  # gave up, and said so: the leases expire instead
+            return [True] * len(entry_ids)
+        return [bool(int(flag)) for flag in acked]
 
     async def _bury(self, entry: _Entry, reason: str) -> None:
         """Move an entry this worker holds to the dead letters."""

@@ -21,12 +21,20 @@ class Queue:
         self.k: ListQueueKeys = list_queue_keys(name)
 
     async def kick(self, payload: str, priority: int = 0, delay_ms: int = 0) -> str:
+        [message_id] = await self.kick_many((payload, priority, delay_ms))
+        return message_id
+
+    async def kick_many(self, *messages: tuple[Any, Any, Any]) -> list[str]:
         k = self.k
         keys = [k.seq, k.msgs, k.ready, k.delayed, k.marker]
-        reply = await scripts.run(
-            self.client, S["kick"], keys, [payload, priority, delay_ms]
-        )
-        return reply.decode() if isinstance(reply, bytes) else str(reply)
+        args = [part for message in messages for part in message]
+        reply = await scripts.run(self.client, S["kick"], keys, args)
+        return [item.decode() for item in reply]
+
+    async def ack_flags(self, *pairs: Any) -> list[int]:
+        k = self.k
+        keys = [k.ready, k.inflight, k.msgs, k.deliveries]
+        return list(await scripts.run(self.client, S["ack"], keys, list(pairs)))
 
     async def pop(
         self,
@@ -62,9 +70,7 @@ class Queue:
         )
 
     async def ack(self, *pairs: Any) -> int:
-        k = self.k
-        keys = [k.ready, k.inflight, k.msgs, k.deliveries]
-        return int(await scripts.run(self.client, S["ack"], keys, list(pairs)))
+        return sum(await self.ack_flags(*pairs))
 
     async def extend(self, lease_ms: int, *pairs: Any) -> list[str]:
         k = self.k

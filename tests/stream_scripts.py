@@ -78,7 +78,8 @@ class Stream:
         self, *ids: str, delete: bool = True, group: str | None = None
     ) -> int:
         args = [group or self.group, "1" if delete else "0", *ids]
-        return int(await scripts.run(self.client, S["ack"], [self.k.stream], args))
+        flags = await scripts.run(self.client, S["ack"], [self.k.stream], args)
+        return sum(int(flag) for flag in flags)
 
     async def extend(self, consumer: str, *ids: str) -> list[str]:
         args = [self.group, consumer, *ids]

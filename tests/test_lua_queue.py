@@ -51,6 +51,27 @@ async def test_kick_refuses_priorities_and_delays_that_are_not_whole_numbers(
     assert await queue.client.exists(queue.k.msgs) == 0
 
 
+async def test_one_kick_call_stores_many_messages_in_order(queue: Queue) -> None:
+    ids = await queue.kick_many(("a", 0, 0), ("b", 2, 0), ("c", 0, 60_000))
+    assert ids == ["0000000000000001:0", "0000000000000002:2", "0000000000000003:0"]
+    assert await queue.client.hmget(queue.k.msgs, ids) == [b"a", b"b", b"c"]
+    ready = await queue.client.zrange(queue.k.ready, 0, -1)
+    assert ready == [b"0000000000000002:2", b"0000000000000001:0"]
+    assert await queue.client.zcard(queue.k.delayed) == 1
+    assert await queue.client.zscore(queue.k.marker, "0") == 0
+    assert await queue.kick("d") == "0000000000000004:0"
+
+
+async def test_a_kick_call_with_one_bad_message_stores_none_of_them(
+    queue: Queue,
+) -> None:
+    with pytest.raises(ScriptReplyError, match="TRL_BADARG"):
+        await queue.kick_many(("good", 0, 0), ("bad", "high", 0))
+    with pytest.raises(ScriptReplyError, match="TRL_BADARG"):
+        await queue.kick_many(("only a payload and a priority", 0))  # type: ignore[arg-type]
+    assert await queue.client.exists(queue.k.msgs, queue.k.seq) == 0
+
+
 async def test_pop_hands_out_by_priority_then_arrival_with_a_lease(
     queue: Queue,
 ) -> None:
@@ -162,9 +183,9 @@ async def test_ack_removes_only_with_the_current_delivery_number(queue: Queue) -
     await asyncio.sleep(0.01)
     _, handed, _ = await queue.pop()
     assert handed[0][1] == 2
-    assert await queue.ack(message_id, 1) == 0
+    assert await queue.ack_flags(message_id, 1) == [0]
     assert await queue.client.zscore(queue.k.inflight, message_id) is not None
-    assert await queue.ack(message_id, 2) == 1
+    assert await queue.ack_flags(message_id, 1, message_id, 2) == [0, 1]
     for key in (queue.k.inflight, queue.k.ready):
         assert await queue.client.zcard(key) == 0
     for key in (queue.k.msgs, queue.k.deliveries):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -343,3 +344,15 @@ def test_bad_connection_parameters_are_refused_with_their_name(
 ) -> None:
     with pytest.raises(ValueError, match=r"redis_url|sentinels"):
         build()
+
+
+async def test_results_stored_at_the_same_time_all_read_back(
+    make_backend: MakeBackend, unique: str
+) -> None:
+    backend = make_backend()
+    ids = [f"{unique}-{number}" for number in range(250)]
+    await asyncio.gather(
+        *(backend.set_result(task_id, success(n)) for n, task_id in enumerate(ids))
+    )
+    results = [await backend.get_result(task_id) for task_id in ids]
+    assert [result.return_value for result in results] == list(range(250))

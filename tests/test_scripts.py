@@ -214,3 +214,41 @@ async def test_the_registry_never_falls_back_to_eval(
     await scripts.run(client, item, keys, ["value", 0])
     assert await calls("eval") == evals_before
     assert await calls("evalsha") == evalshas_before + 2  # NOSCRIPT, then the retry
+
+
+async def test_run_many_pipelines_calls_over_every_slot_and_reloads_after_flush(
+    any_protocol: topo.Endpoint, unique: str
+) -> None:
+    client = any_protocol.client
+    item = scripts.script("result/set")
+    calls: list[tuple[list[str], list[scripts.Arg]]] = [
+        (
+            [companion_key(f"{unique}-{n}", "result"),
+             companion_key(f"{unique}-{n}", "progress")],
+            [f"value {n}", 0],
+        )
+        for n in range(20)
+    ]  # fmt: skip
+    await client.script_flush()
+    assert await scripts.run_many(client, item, calls) == [1] * 20
+    assert await client.get(calls[7][0][0]) == b"value 7"
+
+
+async def test_run_many_returns_each_refusal_in_place_of_its_reply(
+    any_protocol: topo.Endpoint, unique: str
+) -> None:
+    item = scripts.script("result/set")
+    good: tuple[list[str], list[scripts.Arg]] = (
+        [companion_key(unique, "result"), companion_key(unique, "progress")],
+        ["a", 0],
+    )
+    bad: tuple[list[str], list[scripts.Arg]] = (
+        [companion_key(unique, "r2"), companion_key(unique, "p2")],
+        ["b", "soon"],
+    )
+    first, second = await scripts.run_many(any_protocol.client, item, [good, bad])
+    assert first == 1
+    assert isinstance(second, ScriptReplyError)
+    assert second.code == "TRL_BADARG"
+    with pytest.raises(ScriptKeyCountError):
+        await scripts.run_many(any_protocol.client, item, [([unique], ["c", 0])])

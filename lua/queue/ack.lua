@@ -5,13 +5,13 @@
   KEYS[3] msgs        HASH  message id -> payload
   KEYS[4] deliveries  HASH  message id -> deliveries so far
   ARGV[1..] pairs: message id, delivery number it was handed out with
-  Returns: how many messages were removed; a stale pair (the message was handed out
-    again since, or is gone) removes nothing
+  Returns: one flag per pair, in order: 1 if the message was removed, 0 if the pair
+    was stale (the message was handed out again since, or is gone: nothing removed)
   Work: O(K log M), K = #ARGV / 2, which the caller keeps small
 ]]
 local rcall = redis.call
 
-local removed = 0
+local removed = {}
 for i = 1, #ARGV - 1, 2 do
   local id = ARGV[i]
   if rcall("HGET", KEYS[4], id) == ARGV[i + 1] then
@@ -19,7 +19,9 @@ for i = 1, #ARGV - 1, 2 do
     rcall("ZREM", KEYS[1], id)
     rcall("HDEL", KEYS[3], id)
     rcall("HDEL", KEYS[4], id)
-    removed = removed + 1
+    removed[#removed + 1] = 1
+  else
+    removed[#removed + 1] = 0
   end
 end
 return removed

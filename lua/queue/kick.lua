@@ -1,37 +1,59 @@
 #!lua
---[[ kick: store a message and queue it now, or delay it.
+--[[ kick: store messages and queue them now, or delay them.
   KEYS[1] seq       STRING  message counter
   KEYS[2] msgs      HASH    message id -> payload
   KEYS[3] ready     ZSET    message id -> -priority (equal scores pop in id order)
   KEYS[4] delayed   ZSET    message id -> due time (ms)
   KEYS[5] marker    ZSET    wake-up marker "0" -> when to look at the queue (ms; 0 = now)
-  ARGV[1] payload
-  ARGV[2] priority, a whole number (higher pops first)
-  ARGV[3] delay in ms, a whole number; "0" queues the message now
-  Returns: the new message id, "<16-digit sequence>:<priority>"
-  Errors: TRL_BADARG when the priority or the delay is not a whole number
-  Work: O(log N)
+  ARGV[1..] triples, one per message: payload, priority (a whole number; higher
+    pops first), delay in ms (a whole number; "0" queues the message now)
+  Returns: the new message ids in ARGV order, each "<16-digit sequence>:<priority>"
+  Errors: TRL_BADARG when ARGV is not triples, or a priority or a delay is not a
+    whole number; then nothing is stored
+  Work: O(K log N), K = #ARGV / 3, which the caller keeps small
 ]]
 local rcall = redis.call
 
-local priority = ARGV[2]
-local delay = ARGV[3]
-if not string.match(priority, "^%-?%d+$") or not string.match(delay, "^%d+$") then
-  return redis.error_reply("TRL_BADARG priority and delay must be whole numbers, got "
-    .. tostring(priority) .. " and " .. tostring(delay))
+local count = #ARGV / 3
+if count < 1 or count ~= math.floor(count) then
+  return redis.error_reply("TRL_BADARG expected payload, priority, delay triples, got "
+    .. #ARGV .. " arguments")
+end
+for i = 1, #ARGV, 3 do
+  local priority, delay = ARGV[i + 1], ARGV[i + 2]
+  if not string.match(priority, "^%-?%d+$") or not string.match(delay, "^%d+$") then
+    return redis.error_reply("TRL_BADARG priority and delay must be whole numbers, got "
+      .. tostring(priority) .. " and " .. tostring(delay))
+  end
 end
 
-local seq = rcall("INCR", KEYS[1])
-local id = string.format("%016.0f", seq) .. ":" .. priority
-rcall("HSET", KEYS[2], id, ARGV[1])
+local last = rcall("INCRBY", KEYS[1], count)
+local now = nil
+local wake = nil -- when the marker should say to look: 0 for now
+local ids = {}
+for i = 1, #ARGV, 3 do
+  local priority, delay = ARGV[i + 1], tonumber(ARGV[i + 2])
+  local id = string.format("%016.0f", last - count + #ids + 1) .. ":" .. priority
+  rcall("HSET", KEYS[2], id, ARGV[i])
+  if delay > 0 then
+    if now == nil then
+      local time = rcall("TIME")
+      now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+    end
+    rcall("ZADD", KEYS[4], now + delay, id)
+    if wake == nil or now + delay < wake then
+      wake = now + delay
+    end
+  else
+    rcall("ZADD", KEYS[3], -tonumber(priority), id)
+    wake = 0
+  end
+  ids[#ids + 1] = id
+end
 
-if tonumber(delay) > 0 then
-  local now = rcall("TIME")
-  local due = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + tonumber(delay)
-  rcall("ZADD", KEYS[4], due, id)
-  rcall("ZADD", KEYS[5], "LT", due, "0")
-else
-  rcall("ZADD", KEYS[3], -tonumber(priority), id)
+if wake == 0 then
   rcall("ZADD", KEYS[5], 0, "0")
+else
+  rcall("ZADD", KEYS[5], "LT", wake, "0")
 end
-return id
+return ids

@@ -5,7 +5,8 @@
   ARGV[2] "1" to delete each acked entry unless another group has yet to read it or
     has it pending; "0" to keep it
   ARGV[3..] entry ids
-  Returns: how many entries were acknowledged (pending in the group)
+  Returns: one flag per entry id, in order: 1 if it was acknowledged, 0 if it was not
+    pending in the group (taken over by another consumer and acked there, or gone)
   Work: O(K G log M), K = #ARGV - 2 which the caller keeps small, G groups
 ]]
 local rcall = redis.call
@@ -35,10 +36,10 @@ if ARGV[2] == "1" then
   end
 end
 
-local acked = 0
+local acked = {}
 for i = 3, #ARGV do
   local id = ARGV[i]
-  acked = acked + rcall("XACK", stream, group, id)
+  acked[#acked + 1] = rcall("XACK", stream, group, id)
   if ARGV[2] == "1" then
     local needed = false
     for _, other in ipairs(others) do

@@ -1,0 +1,91 @@
+"""Coalescing concurrent calls into few round trips.
+
+Many coroutines kicking, acking or storing results at the same time would each pay a
+round trip. A :class:`Batcher` sends the first request at once (on the next turn of
+the event loop, with everything asked for in the same turn) and, while that call is
+in flight, collects what comes next into the following call: no added delay when
+idle, few and large calls under load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+Key = TypeVar("Key", bound=Hashable)
+Item = TypeVar("Item")
+Reply = TypeVar("Reply")
+
+#: One reply per item, in order; an exception in place of a reply fails that item.
+Send = Callable[[Key, list[Item]], Awaitable[Sequence[Reply | BaseException]]]
+
+
+@dataclass
+class _Lane(Generic[Item, Reply]):
+    """What waits to be sent under one key, and the task sending it."""
+
+    sender: asyncio.Task[None]
+    waiting: list[tuple[Item, asyncio.Future[Reply]]] = field(default_factory=list)
+
+
+class Batcher(Generic[Key, Item, Reply]):
+    """Send items submitted under the same key together, one call in flight per key."""
+
+    def __init__(self, send: Send[Key, Item, Reply], limit: int) -> None:
+        """Send at most ``limit`` items per call of ``send``."""
+        self._send = send
+        self._limit = limit
+        self._lanes: dict[Key, _Lane[Item, Reply]] = {}
+
+    async def submit(self, key: Key, item: Item) -> Reply:
+        """Send ``item`` with others under ``key``; return its reply."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Reply] = loop.create_future()
+        lane = self._lanes.get(key)
+        if lane is None or lane.sender.done() or lane.sender.get_loop() is not loop:
+            lane = _Lane(loop.create_task(self._drain(key)))
+            self._lanes[key] = lane
+        lane.waiting.append((item, future))
+        return await future
+
+    async def _drain(self, key: Key) -> None:
+        lane = self._lanes[key]
+        try:
+            while lane.waiting:
+                batch = [
+                    (item, future)
+                    for item, future in lane.waiting[: self._limit]
+                    if not future.done()  # its caller gave up before it was sent
+                ]
+                del lane.waiting[: self._limit]
+                if batch:
+                    await self._send_batch(key, batch)
+        finally:
+            if self._lanes.get(key) is lane:
+                del self._lanes[key]
+            for _, future in lane.waiting:  # only when cancelled: nobody sends these
+                future.cancel()
+
+    async def _send_batch(
+        self, key: Key, batch: list[tuple[Item, asyncio.Future[Reply]]]
+    ) -> None:
+        try:
+            replies = await self._send(key, [item for item, _ in batch])
+        except asyncio.CancelledError:
+            for _, future in batch:
+                future.cancel()
+            raise
+        except Exception as error:  # noqa: BLE001 - every caller gets the error
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        for (_, future), reply in zip(batch, replies, strict=True):
+            if future.done():
+                continue
+            if isinstance(reply, BaseException):
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)

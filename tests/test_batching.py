@@ -1,0 +1,84 @@
+"""Batcher: concurrent requests share calls, each caller gets its own reply."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from taskiq_redis_lua.batching import Batcher
+
+
+class Recorder:
+    """A send function that records its batches and can be held or made to fail."""
+
+    def __init__(self) -> None:
+        self.batches: list[tuple[str, list[int]]] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def send(self, key: str, items: list[int]) -> list[int | BaseException]:
+        self.batches.append((key, items))
+        await self.gate.wait()
+        if -1 in items:
+            raise RuntimeError("the whole call failed")
+        return [ValueError(f"bad {item}") if item < 0 else item * 10 for item in items]
+
+
+async def test_requests_made_together_share_one_call_per_key() -> None:
+    recorder = Recorder()
+    batcher: Batcher[str, int, int] = Batcher(recorder.send, limit=100)
+    replies = await asyncio.gather(
+        *(batcher.submit("a", n) for n in range(5)), batcher.submit("b", 9)
+    )
+    assert replies == [0, 10, 20, 30, 40, 90]
+    assert sorted(recorder.batches) == [("a", [0, 1, 2, 3, 4]), ("b", [9])]
+
+
+async def test_requests_made_while_a_call_is_in_flight_go_in_the_next_one() -> None:
+    recorder = Recorder()
+    recorder.gate.clear()
+    batcher: Batcher[str, int, int] = Batcher(recorder.send, limit=2)
+    first = asyncio.ensure_future(batcher.submit("a", 1))
+    await asyncio.sleep(0.01)
+    later = [asyncio.ensure_future(batcher.submit("a", n)) for n in (2, 3, 4)]
+    await asyncio.sleep(0.01)
+    assert recorder.batches == [("a", [1])]
+    recorder.gate.set()
+    assert await asyncio.gather(first, *later) == [10, 20, 30, 40]
+    assert recorder.batches == [("a", [1]), ("a", [2, 3]), ("a", [4])]
+
+
+async def test_a_failed_item_fails_only_its_caller() -> None:
+    batcher: Batcher[str, int, int] = Batcher(Recorder().send, limit=10)
+    good, bad = await asyncio.gather(
+        batcher.submit("a", 1), batcher.submit("a", -5), return_exceptions=True
+    )
+    assert good == 10
+    assert isinstance(bad, ValueError)
+
+
+async def test_a_failed_call_fails_every_caller_in_it_and_the_next_call_works() -> None:
+    batcher: Batcher[str, int, int] = Batcher(Recorder().send, limit=10)
+    replies = await asyncio.gather(
+        batcher.submit("a", 1), batcher.submit("a", -1), return_exceptions=True
+    )
+    assert all(isinstance(reply, RuntimeError) for reply in replies)
+    assert await batcher.submit("a", 2) == 20
+
+
+async def test_a_request_cancelled_before_its_call_is_not_sent() -> None:
+    recorder = Recorder()
+    recorder.gate.clear()
+    batcher: Batcher[str, int, int] = Batcher(recorder.send, limit=10)
+    first = asyncio.ensure_future(batcher.submit("a", 1))
+    await asyncio.sleep(0.01)
+    dropped = asyncio.ensure_future(batcher.submit("a", 2))
+    await asyncio.sleep(0.01)
+    dropped.cancel()
+    recorder.gate.set()
+    assert await first == 10
+    with pytest.raises(asyncio.CancelledError):
+        await dropped
+    await asyncio.sleep(0.01)
+    assert recorder.batches == [("a", [1])]
