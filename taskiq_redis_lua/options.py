@@ -28,3 +28,10 @@ def queue_name(name: str, value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"{name} must be a non-empty string, got {value!r}")
     return value
+
+
+def non_negative_seconds(name: str, value: Any) -> float:
+    """Return ``value`` as seconds if it is a finite number of at least 0."""
+    if value == 0 and not isinstance(value, bool):
+        return 0.0
+    return positive_seconds(name, value)

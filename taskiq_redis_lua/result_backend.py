@@ -12,7 +12,7 @@ from taskiq.depends.progress_tracker import TaskProgress
 from taskiq.result import TaskiqResult
 from taskiq.serializers import JSONSerializer
 
-from taskiq_redis_lua import scripts, topology
+from taskiq_redis_lua import options, scripts, topology
 from taskiq_redis_lua.batching import Batcher
 from taskiq_redis_lua.exceptions import (
     DuplicateExpireTimeSelectedError,
@@ -33,6 +33,7 @@ _SET_BATCH = 100
 
 _SET = scripts.script("result/set")
 _TAKE = scripts.script("result/take")
+_WATCH = scripts.script("result/watch")
 
 
 def _result_ttl_ms(
@@ -79,13 +80,21 @@ class _ResultBackend(AsyncResultBackend[_ReturnType]):
         serializer: TaskiqSerializer | None,
         prefix_str: str | None,
         expire_results: bool,
+        ready_wait: float,
     ) -> None:
         self._ttl_ms = _result_ttl_ms(
             result_ex_time, result_px_time, expire_results=expire_results
         )
         if prefix_str is not None and not isinstance(prefix_str, str):
             raise ValueError(f"prefix_str must be a string or None, got {prefix_str!r}")
+        self.ready_wait = options.non_negative_seconds("ready_wait", ready_wait)
         self.endpoint = connect()
+        timeout = self.endpoint.socket_timeout
+        if timeout is not None and self.ready_wait >= timeout:
+            raise ValueError(
+                f"ready_wait ({ready_wait} s) must be shorter than socket_timeout"
+                f" ({timeout} s), or every wait ends in a timeout",
+            )
         self.keep_results = keep_results
         self.result_ex_time = result_ex_time
         self.result_px_time = result_px_time
@@ -98,7 +107,7 @@ class _ResultBackend(AsyncResultBackend[_ReturnType]):
     async def startup(self) -> None:
         """Load the backend's scripts (calls also work without this)."""
         await super().startup()
-        await scripts.load(self.endpoint.client, [_SET, _TAKE])
+        await scripts.load(self.endpoint.client, [_SET, _TAKE, _WATCH])
 
     async def shutdown(self) -> None:
         """Close the connections."""
@@ -107,6 +116,9 @@ class _ResultBackend(AsyncResultBackend[_ReturnType]):
 
     def _keys(self, task_id: str) -> tuple[str, str]:
         return result_keys(self.prefix_str, task_id)
+
+    def _watch_key(self, task_id: str) -> str:
+        return self._keys(task_id)[0] + ":watch"
 
     def _dump(
         self, what: str, task_id: str, model: TaskiqResult[Any] | TaskProgress[Any]
@@ -146,19 +158,34 @@ class _ResultBackend(AsyncResultBackend[_ReturnType]):
 
     async def _set_batch(self, _: None, results: list[tuple[str, bytes]]) -> list[Any]:
         """Store results given at the same time in one pipeline."""
+        ttl = self._ttl_ms
         return await scripts.run_many(
             self.endpoint.client,
             _SET,
             [
-                (self._keys(task_id), (value, self._ttl_ms))
+                ((*self._keys(task_id), self._watch_key(task_id)), (value, ttl))
                 for task_id, value in results
             ],
         )
 
     async def is_result_ready(self, task_id: str) -> bool:
-        """Return True when a result is stored for the task."""
+        """Return True when a result is stored for the task.
+
+        With ``ready_wait``, wait up to that long on Redis for the result first.
+        """
         result_key, _ = self._keys(task_id)
-        return bool(await self.endpoint.client.exists(result_key))
+        client = self.endpoint.client
+        if not self.ready_wait:
+            return bool(await client.exists(result_key))
+        wait_ms = max(1, round(self.ready_wait * 1000))
+        watch_key = self._watch_key(task_id)
+        # One call looks and, if the result is not there yet, asks set.lua to leave
+        # a notice after the returned id; the blocking read then ends on that notice.
+        found = await scripts.run(client, _WATCH, [result_key, watch_key], [wait_ms])
+        if found[0]:
+            return True
+        notice = await client.xread({watch_key: found[1]}, count=1, block=wait_ms)
+        return bool(notice)
 
     async def get_result(
         self,
@@ -218,6 +245,7 @@ class RedisAsyncResultBackend(_ResultBackend[_ReturnType]):
         prefix_str: str | None = None,
         *,
         expire_results: bool = True,
+        ready_wait: float = 0.0,
         **connection_kwargs: Any,
     ) -> None:
         """Connect to ``redis_url``; parameters as in taskiq-redis.
@@ -233,6 +261,12 @@ class RedisAsyncResultBackend(_ResultBackend[_ReturnType]):
         :param expire_results: without ``result_ex_time``/``result_px_time``,
             results expire after a day; False keeps them until they are read
             (with ``keep_results=False``) or deleted.
+        :param ready_wait: seconds ``is_result_ready`` may wait on Redis for the
+            result (0: off, it only looks). With it on, ``wait_result`` returns
+            within a millisecond or two of the result being stored instead of up to
+            its ``check_interval`` later. Only the waiting side needs it: the worker
+            wakes a waiter through a key that exists only while someone waits. Each
+            waiting call holds a connection for up to this long.
         :param connection_kwargs: passed to redis-py's ``BlockingConnectionPool``.
         """
         super().__init__(
@@ -249,6 +283,7 @@ class RedisAsyncResultBackend(_ResultBackend[_ReturnType]):
             serializer=serializer,
             prefix_str=prefix_str,
             expire_results=expire_results,
+            ready_wait=ready_wait,
         )
 
 
@@ -265,6 +300,7 @@ class RedisAsyncClusterResultBackend(_ResultBackend[_ReturnType]):
         prefix_str: str | None = None,
         *,
         expire_results: bool = True,
+        ready_wait: float = 0.0,
         **connection_kwargs: Any,
     ) -> None:
         """Connect to the cluster that ``redis_url`` belongs to.
@@ -282,6 +318,7 @@ class RedisAsyncClusterResultBackend(_ResultBackend[_ReturnType]):
             serializer=serializer,
             prefix_str=prefix_str,
             expire_results=expire_results,
+            ready_wait=ready_wait,
         )
 
 
@@ -301,6 +338,7 @@ class RedisAsyncSentinelResultBackend(_ResultBackend[_ReturnType]):
         prefix_str: str | None = None,
         *,
         expire_results: bool = True,
+        ready_wait: float = 0.0,
         **connection_kwargs: Any,
     ) -> None:
         """Connect through ``sentinels`` to the primary called ``master_name``.
@@ -324,4 +362,5 @@ class RedisAsyncSentinelResultBackend(_ResultBackend[_ReturnType]):
             serializer=serializer,
             prefix_str=prefix_str,
             expire_results=expire_results,
+            ready_wait=ready_wait,
         )

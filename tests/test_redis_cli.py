@@ -239,14 +239,24 @@ CASES: dict[str, CliCase] = {
         ],
     ),
     "result/set": CliCase(
-        keys=["res:{NAME}", "res:{NAME}:progress"],
+        keys=["res:{NAME}", "res:{NAME}:progress", "res:{NAME}:watch"],
         args=["payload", "60000"],
         prints="1",
-        before=[["SET", "res:{NAME}:progress", "half"]],
+        before=[
+            ["SET", "res:{NAME}:progress", "half"],
+            ["XADD", "res:{NAME}:watch", "*", "waiting", "1"],
+        ],
         after=[
             (["GET", "res:{NAME}"], "payload"),
             (["EXISTS", "res:{NAME}:progress"], "0"),
+            (["XLEN", "res:{NAME}:watch"], "1"),
         ],
+    ),
+    "result/watch": CliCase(
+        keys=["res:{NAME}", "res:{NAME}:watch"],
+        args=["5000"],
+        prints=r"0\n\d+-\d+",
+        after=[(["XLEN", "res:{NAME}:watch"], "1")],
     ),
     "result/take": CliCase(
         keys=["res:{NAME}", "res:{NAME}:progress"],

@@ -318,6 +318,9 @@ async def test_a_taskiq_task_result_goes_through_the_backend(
         ({"expire_results": False, "result_ex_time": 10}, ValueError),
         ({"prefix_str": 7}, ValueError),
         ({"decode_responses": True}, ValueError),
+        ({"ready_wait": -1}, ValueError),
+        ({"ready_wait": "soon"}, ValueError),
+        ({"ready_wait": 5, "socket_timeout": 5}, ValueError),
     ],
 )
 def test_bad_options_are_refused_by_every_backend_class(
@@ -356,3 +359,53 @@ async def test_results_stored_at_the_same_time_all_read_back(
     )
     results = [await backend.get_result(task_id) for task_id in ids]
     assert [result.return_value for result in results] == list(range(250))
+
+
+async def test_wait_result_with_ready_wait_returns_as_soon_as_the_result_is_stored(
+    make_backend: MakeBackend, unique: str
+) -> None:
+    waiter = make_backend(ready_wait=2.0)
+    worker_side = make_backend()
+    await waiter.startup()
+    await worker_side.startup()
+    loop = asyncio.get_running_loop()
+
+    async def store_later() -> float:
+        await asyncio.sleep(0.3)
+        await worker_side.set_result(unique, success("late"))
+        return loop.time()
+
+    storing = asyncio.ensure_future(store_later())
+    ready = await waiter.is_result_ready(unique)
+    woke_at = loop.time()
+    assert ready is True
+    # The default check_interval would have slept 0.2 s between looks.
+    assert woke_at - await storing < 0.1
+    assert (await waiter.get_result(unique)).return_value == "late"
+
+
+async def test_ready_wait_gives_up_after_its_bound_when_nothing_is_stored(
+    make_backend: MakeBackend, unique: str
+) -> None:
+    backend = make_backend(ready_wait=0.2)
+    await backend.startup()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await backend.is_result_ready(unique) is False
+    assert 0.15 < loop.time() - started < 2.0
+
+
+async def test_a_taskiq_wait_result_with_ready_wait_reads_the_result(
+    make_backend: MakeBackend,
+) -> None:
+    broker = InMemoryBroker().with_result_backend(make_backend(ready_wait=1.0))
+
+    @broker.task
+    async def add(left: int, right: int) -> int:
+        return left + right
+
+    await broker.startup()
+    task = await add.kiq(2, 3)
+    result = await task.wait_result(timeout=5)
+    assert result.return_value == 5
+    await broker.shutdown()

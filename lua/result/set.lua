@@ -1,7 +1,10 @@
 #!lua
---[[ set: store a task's result with its time to live and clear its progress.
+--[[ set: store a task's result with its time to live, clear its progress, and
+  wake whoever waits for it.
   KEYS[1] result    STRING  serialized TaskiqResult
   KEYS[2] progress  STRING  serialized TaskProgress; deleted
+  KEYS[3] watch     STREAM  exists only while a reader waits (see watch.lua); gets a
+    "ready" entry, which ends the reader's XREAD BLOCK
   ARGV[1] serialized result
   ARGV[2] time to live in milliseconds; "0" keeps the result until it is read or deleted
   Returns: 1
@@ -22,4 +25,7 @@ else
   rcall("SET", KEYS[1], ARGV[1], "PX", ttl)
 end
 rcall("DEL", KEYS[2])
+if rcall("EXISTS", KEYS[3]) == 1 then
+  rcall("XADD", KEYS[3], "MAXLEN", "1", "*", "ready", "1")
+end
 return 1
