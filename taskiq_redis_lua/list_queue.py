@@ -24,8 +24,9 @@ from taskiq import AckableMessage, AsyncBroker, AsyncResultBackend, BrokerMessag
 
 from taskiq_redis_lua import labels, options, scripts, topology
 from taskiq_redis_lua.backoff import RETRYABLE, Backoff, attempt
-from taskiq_redis_lua.batching import Batcher
+from taskiq_redis_lua.batching import ACK_LINGER, Batcher
 from taskiq_redis_lua.dead_letters import DeadLetter
+from taskiq_redis_lua.decoding import DecodesOnce
 from taskiq_redis_lua.keys import ListQueueKeys, list_queue_keys
 from taskiq_redis_lua.leases import CHUNK, Holdings, chunks
 from taskiq_redis_lua.stats import ListQueueStats
@@ -53,6 +54,10 @@ _PROMOTE_LIMIT = 1000
 #: Quiet waits after which an idle worker looks at the queue anyway, in case a
 #: wake-up was lost (a worker killed right after taking the marker).
 _QUIET_WAITS_BEFORE_LOOKING = 5
+#: A batch taken up by taskiq within this many seconds doubles the next pop (up to
+#: fetch_batch_size); one that lasted longer halves it. A busy worker pops many at
+#: once; a worker of slow tasks takes one at a time and leaves the rest to others.
+_RAMP_WINDOW = 0.05
 #: Shortest lease (seconds): renewals run every third of it.
 _MIN_VISIBILITY_TIMEOUT = 0.1
 #: Closer than this (seconds) to a due time counts as due.
@@ -126,15 +131,15 @@ class _Waiter:
         if due_ms >= 0 and (self.due_ms is None or due_ms < self.due_ms):
             self.due_ms = due_ms
 
-    async def next_batch(self) -> list[_Delivery]:
-        """Wait until the queue hands this worker at least one message."""
+    async def next_batch(self, count: int) -> list[_Delivery]:
+        """Wait until the queue hands this worker at least one (at most ``count``)."""
         backoff = Backoff(f"listening on {self.queue.queue_name}", logger)
         look = True
         quiet_waits = 0
         while True:
             try:
                 if look:
-                    popped = await self.queue._pop()
+                    popped = await self.queue._pop(count)
                     backoff.succeeded()
                     self.clock_offset = popped.now_ms / 1000 - time.monotonic()
                     if popped.deliveries:
@@ -167,7 +172,7 @@ class _Waiter:
             await self.client.zadd(self.marker, {"0": self.due_ms}, lt=True)
 
 
-class _ListQueue(AsyncBroker):
+class _ListQueue(DecodesOnce, AsyncBroker):
     """The list queue broker. The public classes differ only in how they connect."""
 
     def __init__(
@@ -216,7 +221,7 @@ class _ListQueue(AsyncBroker):
             self._kick_batch, _KICK_BATCH
         )
         self._acks: Batcher[None, tuple[str, int], bool] = Batcher(
-            self._ack_batch, CHUNK
+            self._ack_batch, CHUNK, linger=ACK_LINGER
         )
 
     # -- lifecycle ---------------------------------------------------------------
@@ -286,10 +291,16 @@ class _ListQueue(AsyncBroker):
         self._holdings.start()
         waiter = _Waiter(self)
         pending: deque[_Delivery] = deque()
+        count, fetched_at = 1, 0.0
         try:
             while True:
                 if not pending:
-                    pending.extend(await waiter.next_batch())
+                    if time.monotonic() - fetched_at < _RAMP_WINDOW:
+                        count = min(count * 2, self.fetch_batch_size)
+                    else:
+                        count = max(count // 2, 1)
+                    pending.extend(await waiter.next_batch(count))
+                    fetched_at = time.monotonic()
                     continue
                 delivery = pending.popleft()
                 if not await self._admissible(delivery):
@@ -308,7 +319,7 @@ class _ListQueue(AsyncBroker):
             await _bounded(self._release(self._holdings.fetched_items()))
             await _bounded(waiter.pass_on())
 
-    async def _pop(self) -> _Popped:
+    async def _pop(self, count: int) -> _Popped:
         """Run the pop script; if cancelled meanwhile, give its messages back."""
         keys = self._keys
         call = asyncio.ensure_future(
@@ -327,7 +338,7 @@ class _ListQueue(AsyncBroker):
                 ],
                 [
                     round(self.visibility_timeout * 1000),
-                    self.fetch_batch_size,
+                    count,
                     self.max_deliveries,
                     _PROMOTE_LIMIT,
                     self.max_dead_letters,
@@ -364,7 +375,7 @@ class _ListQueue(AsyncBroker):
     async def _admissible(self, delivery: _Delivery) -> bool:
         """Bury a message that taskiq could not run instead of letting it vanish."""
         try:
-            task_message = self.formatter.loads(delivery.payload)
+            task_message = self._decode(delivery.payload)
         except Exception as error:  # noqa: BLE001 - any decoding failure buries it
             await self._bury(
                 delivery, f"undecodable payload: {type(error).__name__}: {error}"
@@ -586,7 +597,7 @@ class ListQueueBroker(_ListQueue):
         *,
         visibility_timeout: float = 30.0,
         max_deliveries: int = 5,
-        fetch_batch_size: int = 10,
+        fetch_batch_size: int = 50,
         max_dead_letters: int = 10_000,
         block_timeout: float = 2.0,
         **connection_kwargs: Any,
@@ -605,7 +616,8 @@ class ListQueueBroker(_ListQueue):
             messages wait.
         :param max_deliveries: a message handed out this often without an ack (its
             workers died) becomes a dead letter instead of being delivered again.
-        :param fetch_batch_size: messages one pop takes at once.
+        :param fetch_batch_size: most messages one pop takes. A busy worker ramps
+            up to it; a worker of slow tasks takes one at a time.
         :param max_dead_letters: dead letters kept; the oldest are dropped beyond it.
         :param block_timeout: seconds an idle worker waits for a wake-up before it
             looks again; it must be shorter than the socket timeout.
@@ -637,7 +649,7 @@ class ListQueueClusterBroker(_ListQueue):
         task_id_generator: Callable[[], str] | None = None,
         visibility_timeout: float = 30.0,
         max_deliveries: int = 5,
-        fetch_batch_size: int = 10,
+        fetch_batch_size: int = 50,
         max_dead_letters: int = 10_000,
         block_timeout: float = 2.0,
         **connection_kwargs: Any,
@@ -676,7 +688,7 @@ class ListQueueSentinelBroker(_ListQueue):
         *,
         visibility_timeout: float = 30.0,
         max_deliveries: int = 5,
-        fetch_batch_size: int = 10,
+        fetch_batch_size: int = 50,
         max_dead_letters: int = 10_000,
         block_timeout: float = 2.0,
         **connection_kwargs: Any,

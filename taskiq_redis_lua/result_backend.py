@@ -13,7 +13,7 @@ from taskiq.result import TaskiqResult
 from taskiq.serializers import JSONSerializer
 
 from taskiq_redis_lua import options, scripts, topology
-from taskiq_redis_lua.batching import Batcher
+from taskiq_redis_lua.batching import BUSY_LINGER, Batcher
 from taskiq_redis_lua.exceptions import (
     DuplicateExpireTimeSelectedError,
     ExpireTimeMustBeMoreThanZeroError,
@@ -101,7 +101,7 @@ class _ResultBackend(AsyncResultBackend[_ReturnType]):
         self.serializer = serializer or JSONSerializer()
         self.prefix_str = prefix_str
         self._sets: Batcher[None, tuple[str, bytes], Any] = Batcher(
-            self._set_batch, _SET_BATCH
+            self._set_batch, _SET_BATCH, busy_linger=BUSY_LINGER
         )
 
     async def startup(self) -> None:

@@ -26,8 +26,9 @@ from taskiq import AckableMessage, AsyncBroker, AsyncResultBackend, BrokerMessag
 
 from taskiq_redis_lua import labels, options, scripts, topology
 from taskiq_redis_lua.backoff import RETRYABLE, Backoff, attempt, raise_if_cancelled
-from taskiq_redis_lua.batching import Batcher
+from taskiq_redis_lua.batching import ACK_LINGER, Batcher
 from taskiq_redis_lua.dead_letters import DeadLetter
+from taskiq_redis_lua.decoding import DecodesOnce
 from taskiq_redis_lua.keys import StreamKeys, stream_keys
 from taskiq_redis_lua.leases import CHUNK, Holdings, chunks, stop_task
 from taskiq_redis_lua.stats import ConsumerStats, StreamStats
@@ -101,7 +102,7 @@ def _read_entries(reply: Any) -> list[_Entry]:
     return entries
 
 
-class _StreamBroker(AsyncBroker):
+class _StreamBroker(DecodesOnce, AsyncBroker):
     """The stream broker. The public classes differ only in how they connect."""
 
     def __init__(
@@ -203,7 +204,9 @@ class _StreamBroker(AsyncBroker):
         self._kicks: Batcher[str, bytes | str, Any] = Batcher(
             self._kick_batch, _KICK_BATCH
         )
-        self._acks: Batcher[str, str, bool] = Batcher(self._ack_batch, CHUNK)
+        self._acks: Batcher[str, str, bool] = Batcher(
+            self._ack_batch, CHUNK, linger=ACK_LINGER
+        )
         self._claimed_event = asyncio.Event()
         self._claimer: asyncio.Task[None] | None = None
         self._hungry = False  # listen() waits for work: claims may take some
@@ -406,7 +409,7 @@ class _StreamBroker(AsyncBroker):
             reason = "payload missing"
         else:
             try:
-                task_message = self.formatter.loads(entry.payload)
+                task_message = self._decode(entry.payload)
             except Exception as error:  # noqa: BLE001 - any decoding failure buries it
                 reason = f"undecodable payload: {type(error).__name__}: {error}"
             else:

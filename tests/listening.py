@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from taskiq import AsyncBroker
+from taskiq import AsyncBroker, BrokerMessage, TaskiqFormatter
 from taskiq.message import TaskiqMessage
 
 
@@ -58,3 +58,18 @@ async def send(broker: AsyncBroker, value: Any, **labels: Any) -> None:
         kwargs={},
     )
     await broker.kick(broker.formatter.dumps(message))
+
+
+class CountingFormatter(TaskiqFormatter):
+    """A user's formatter that counts how often it decodes."""
+
+    def __init__(self, inner: TaskiqFormatter) -> None:
+        self.inner = inner
+        self.decoded = 0
+
+    def dumps(self, message: TaskiqMessage) -> BrokerMessage:
+        return self.inner.dumps(message)
+
+    def loads(self, message: bytes) -> TaskiqMessage:
+        self.decoded += 1
+        return self.inner.loads(message)

@@ -82,3 +82,47 @@ async def test_a_request_cancelled_before_its_call_is_not_sent() -> None:
         await dropped
     await asyncio.sleep(0.01)
     assert recorder.batches == [("a", [1])]
+
+
+async def test_with_linger_requests_arriving_soon_after_share_the_call() -> None:
+    recorder = Recorder()
+    batcher: Batcher[str, int, int] = Batcher(recorder.send, limit=100, linger=0.05)
+    first = asyncio.ensure_future(batcher.submit("a", 1))
+    await asyncio.sleep(0.01)
+    second = asyncio.ensure_future(batcher.submit("a", 2))
+    assert list(await asyncio.gather(first, second)) == [10, 20]
+    assert recorder.batches == [("a", [1, 2])]
+
+
+async def test_a_full_batch_does_not_linger() -> None:
+    recorder = Recorder()
+    batcher: Batcher[str, int, int] = Batcher(recorder.send, limit=2, linger=30.0)
+    replies = await asyncio.wait_for(
+        asyncio.gather(batcher.submit("a", 1), batcher.submit("a", 2)), 5
+    )
+    assert list(replies) == [10, 20]
+
+
+async def test_busy_linger_never_delays_a_lone_request() -> None:
+    recorder = Recorder()
+    batcher: Batcher[str, int, int] = Batcher(
+        recorder.send, limit=100, busy_linger=30.0
+    )
+    assert await asyncio.wait_for(batcher.submit("a", 1), 5) == 10
+
+
+async def test_busy_linger_gathers_what_queued_behind_a_call() -> None:
+    recorder = Recorder()
+    recorder.gate.clear()
+    batcher: Batcher[str, int, int] = Batcher(
+        recorder.send, limit=100, busy_linger=0.05
+    )
+    first = asyncio.ensure_future(batcher.submit("a", 1))
+    await asyncio.sleep(0.01)
+    second = asyncio.ensure_future(batcher.submit("a", 2))
+    await asyncio.sleep(0.01)
+    recorder.gate.set()
+    await asyncio.sleep(0.01)  # the second call lingers: the third joins it
+    third = asyncio.ensure_future(batcher.submit("a", 3))
+    assert list(await asyncio.gather(first, second, third)) == [10, 20, 30]
+    assert recorder.batches == [("a", [1]), ("a", [2, 3])]

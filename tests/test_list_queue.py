@@ -26,7 +26,7 @@ from taskiq_redis_lua.keys import list_queue_keys
 from taskiq_redis_lua.list_queue import _ListQueue
 from taskiq_redis_lua.local_redis import LocalTopology
 
-from .listening import Listen, Listener, send
+from .listening import CountingFormatter, Listen, Listener, send
 from .queue_scripts import Queue
 
 MakeQueue = Callable[..., _ListQueue]
@@ -73,6 +73,29 @@ async def test_one_message_reaches_exactly_one_of_two_listeners(
     assert len(messages) == 1
     assert [isinstance(item, TimeoutError) for item in got].count(True) == 1
     assert messages[0].delivery == 1
+
+
+async def test_a_worker_of_slow_tasks_leaves_the_rest_of_the_queue_to_others(
+    make_queue: MakeQueue, listen: Listen
+) -> None:
+    slow, idle = listen(make_queue()), listen(make_queue())
+    for value in range(5):
+        await send(make_queue(), value)
+    await slow.next()  # and runs it for a while
+    await asyncio.sleep(0.2)
+    assert isinstance(await idle.next(timeout=2), QueueMessage)
+
+
+async def test_a_busy_worker_takes_ever_larger_batches(
+    make_queue: MakeQueue, listen: Listen, raw: Queue
+) -> None:
+    broker = make_queue(fetch_batch_size=50)
+    await asyncio.gather(*(send(broker, value) for value in range(100)))
+    listener = listen(broker)
+    for _ in range(8):
+        await listener.next()
+    # Pops of 1, 2, 4 and 8: the worker now holds more than it was handed.
+    assert await raw.client.zcard(raw.k.inflight) > 8
 
 
 async def test_an_acked_message_leaves_no_trace(
@@ -279,6 +302,19 @@ async def test_dead_letters_can_be_requeued_by_id_and_purged(
     listener = listen(broker)
     assert listener.value(await listener.next()) == 1
     assert await raw.client.hlen(raw.k.msgs) == 1
+
+
+async def test_a_received_message_is_decoded_once_with_the_users_formatter(
+    make_queue: MakeQueue, listen: Listen
+) -> None:
+    broker = make_queue()
+    counting = CountingFormatter(broker.formatter)
+    broker.with_formatter(counting)
+    await send(broker, "once")
+    listener = listen(broker)
+    message = await listener.next()
+    assert listener.value(message) == "once"  # decoded again, as taskiq does
+    assert counting.decoded == 1
 
 
 async def test_an_undecodable_payload_is_buried_and_the_worker_goes_on(
