@@ -103,8 +103,13 @@ async def attempt(
     logger: logging.Logger,
     call: Callable[[], Awaitable[T]],
     attempts: int = ATTEMPTS,
+    *,
+    otherwise: str = "the lease expires instead",
 ) -> T | None:
-    """Run ``call`` through a short outage; return None if Redis stays away."""
+    """Run ``call`` through a short outage; return None if Redis stays away.
+
+    ``otherwise`` ends the log line of giving up: what happens instead.
+    """
     backoff = Backoff(what, logger)
     for _ in range(attempts):
         try:
@@ -114,5 +119,5 @@ async def attempt(
         else:
             backoff.succeeded()
             return result
-    logger.warning("Gave up %s: Redis stayed away; the lease expires instead", what)
+    logger.warning("Gave up %s: Redis stayed away; %s", what, otherwise)
     return None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
+from redis.exceptions import ConnectionError  # noqa: A004 - redis-py's, not the builtin
 from taskiq import AsyncResultBackend
 from taskiq.abc.serializer import TaskiqSerializer
 from taskiq.depends.progress_tracker import TaskProgress
@@ -13,6 +15,7 @@ from taskiq.result import TaskiqResult
 from taskiq.serializers import JSONSerializer
 
 from taskiq_redis_lua import options, scripts, topology
+from taskiq_redis_lua.backoff import attempt
 from taskiq_redis_lua.batching import BUSY_LINGER, Batcher
 from taskiq_redis_lua.exceptions import (
     DuplicateExpireTimeSelectedError,
@@ -24,6 +27,7 @@ from taskiq_redis_lua.exceptions import (
 from taskiq_redis_lua.keys import result_keys
 
 _ReturnType = TypeVar("_ReturnType")
+logger = logging.getLogger(__name__)
 
 #: Results and progress expire after a day unless told otherwise.
 DEFAULT_RESULT_TTL_SECONDS = 24 * 60 * 60
@@ -159,14 +163,21 @@ class _ResultBackend(AsyncResultBackend[_ReturnType]):
     async def _set_batch(self, _: None, results: list[tuple[str, bytes]]) -> list[Any]:
         """Store results given at the same time in one pipeline."""
         ttl = self._ttl_ms
-        return await scripts.run_many(
-            self.endpoint.client,
-            _SET,
-            [
-                ((*self._keys(task_id), self._watch_key(task_id)), (value, ttl))
-                for task_id, value in results
-            ],
+        calls = [
+            ((*self._keys(task_id), self._watch_key(task_id)), (value, ttl))
+            for task_id, value in results
+        ]
+        # Storing is idempotent, so a whole pipeline may be sent again after an
+        # outage; a worker that gave up too soon would ack a task without a result.
+        replies = await attempt(
+            f"storing {len(calls)} result(s)",
+            logger,
+            partial(scripts.run_many, self.endpoint.client, _SET, calls),
+            otherwise="those results are not stored",
         )
+        if replies is None:
+            raise ConnectionError("Redis stayed away; the result was not stored")
+        return replies
 
     async def is_result_ready(self, task_id: str) -> bool:
         """Return True when a result is stored for the task.

@@ -20,6 +20,8 @@ from redis.asyncio import (
     Sentinel,
 )
 from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
 
 Client: TypeAlias = "Redis | RedisCluster"
 TopologyKind = Literal["single", "cluster", "sentinel"]
@@ -105,6 +107,19 @@ def _connection_options(connection_kwargs: Mapping[str, Any]) -> dict[str, Any]:
     return options
 
 
+def _with_retry(options: dict[str, Any]) -> dict[str, Any]:
+    """Retry a failed command as redis-py does for a client that builds its own pool.
+
+    That is 10 attempts with jittered back-off up to 1 s, unless the caller passed
+    ``retry``. Connections of a pool we build would otherwise not retry at all:
+    the first command after a Redis restart would fail on its stale connection.
+    """
+    options.setdefault(
+        "retry", Retry(ExponentialWithJitterBackoff(base=0.01, cap=1.0), 10)
+    )
+    return options
+
+
 def _check_url(url: str, parameter: str) -> None:
     schemes = ("redis://", "rediss://", "unix://")
     if not isinstance(url, str) or not url.startswith(schemes):
@@ -133,7 +148,7 @@ def single_node(
             "max_connection_pool_size must be a positive number of connections or"
             f" None, got {max_connection_pool_size!r}",
         )
-    options = _connection_options(connection_kwargs or {})
+    options = _with_retry(_connection_options(connection_kwargs or {}))
     pool = BlockingConnectionPool.from_url(
         url, max_connections=max_connection_pool_size, **options
     )
@@ -193,7 +208,7 @@ def sentinel(
         raise ValueError("sentinels must list at least one (host, port) pair")
     if not master_name:
         raise ValueError("master_name must name the monitored primary")
-    options = _connection_options(connection_kwargs or {})
+    options = _with_retry(_connection_options(connection_kwargs or {}))
     watcher = Sentinel(  # type: ignore[no-untyped-call]
         addresses,
         min_other_sentinels=min_other_sentinels,

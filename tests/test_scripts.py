@@ -128,7 +128,7 @@ async def test_a_call_with_the_wrong_key_count_is_refused_naming_the_script(
     endpoint: topo.Endpoint, unique: str
 ) -> None:
     item = scripts.script("result/set")
-    with pytest.raises(ScriptKeyCountError, match="result/set takes 2 key") as raised:
+    with pytest.raises(ScriptKeyCountError, match="result/set takes 3 key") as raised:
         await scripts.run(endpoint.client, item, [unique], ["value", 0])
     assert isinstance(raised.value, ValueError)
     assert await endpoint.client.exists(unique) == 0
@@ -139,7 +139,11 @@ async def test_scripts_run_without_loading_first_and_after_script_flush(
 ) -> None:
     client = any_protocol.client
     item = scripts.script("result/set")
-    keys = [companion_key(unique, "result"), companion_key(unique, "progress")]
+    keys = [
+        companion_key(unique, "result"),
+        companion_key(unique, "progress"),
+        companion_key(unique, "watch"),
+    ]
     await client.script_flush()
     assert await scripts.run(client, item, keys, ["first", 0]) == 1
     await client.script_flush()
@@ -169,7 +173,11 @@ async def test_an_error_reply_becomes_a_script_reply_error(
     any_protocol: topo.Endpoint, unique: str
 ) -> None:
     item = scripts.script("result/set")
-    keys = [companion_key(unique, "result"), companion_key(unique, "progress")]
+    keys = [
+        companion_key(unique, "result"),
+        companion_key(unique, "progress"),
+        companion_key(unique, "watch"),
+    ]
     with pytest.raises(ScriptReplyError) as raised:
         await scripts.run(any_protocol.client, item, keys, ["value", "soon"])
     assert raised.value.code == "TRL_BADARG"
@@ -203,7 +211,11 @@ async def test_the_registry_never_falls_back_to_eval(
         pytest.skip("counts commands exactly: needs a server of its own, not REDIS_URL")
     client = open_endpoint(single_redis).client
     item = scripts.script("result/set")
-    keys = [companion_key(unique, "result"), companion_key(unique, "progress")]
+    keys = [
+        companion_key(unique, "result"),
+        companion_key(unique, "progress"),
+        companion_key(unique, "watch"),
+    ]
 
     async def calls(command: str) -> int:
         stats = await client.info("commandstats")
@@ -224,7 +236,8 @@ async def test_run_many_pipelines_calls_over_every_slot_and_reloads_after_flush(
     calls: list[tuple[list[str], list[scripts.Arg]]] = [
         (
             [companion_key(f"{unique}-{n}", "result"),
-             companion_key(f"{unique}-{n}", "progress")],
+             companion_key(f"{unique}-{n}", "progress"),
+             companion_key(f"{unique}-{n}", "watch")],
             [f"value {n}", 0],
         )
         for n in range(20)
@@ -239,11 +252,19 @@ async def test_run_many_returns_each_refusal_in_place_of_its_reply(
 ) -> None:
     item = scripts.script("result/set")
     good: tuple[list[str], list[scripts.Arg]] = (
-        [companion_key(unique, "result"), companion_key(unique, "progress")],
+        [
+            companion_key(unique, "result"),
+            companion_key(unique, "progress"),
+            companion_key(unique, "watch"),
+        ],
         ["a", 0],
     )
     bad: tuple[list[str], list[scripts.Arg]] = (
-        [companion_key(unique, "r2"), companion_key(unique, "p2")],
+        [
+            companion_key(unique, "r2"),
+            companion_key(unique, "p2"),
+            companion_key(unique, "w2"),
+        ],
         ["b", "soon"],
     )
     first, second = await scripts.run_many(any_protocol.client, item, [good, bad])

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta, timezone
@@ -15,7 +13,7 @@ import pytest
 
 from taskiq_redis_lua.local_redis import LocalTopology
 
-from .worker_process import Worker, app_environment
+from .worker_process import Worker, app_environment, forget_app, import_app
 
 APP = "tests.apps.worker_app:broker"
 
@@ -35,12 +33,8 @@ def app(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[ModuleType]:
     """The test app, imported in this process too, to send tasks and read results."""
-    for name, value in app_environment(topology, unique, family).items():
-        monkeypatch.setenv(name, value)
-    sys.modules.pop("tests.apps.worker_app", None)
-    module = importlib.import_module("tests.apps.worker_app")
-    yield module
-    sys.modules.pop("tests.apps.worker_app", None)
+    yield import_app(topology, unique, family, monkeypatch)
+    forget_app()
 
 
 @pytest.fixture

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
+
+import pytest
 
 from taskiq_redis_lua.local_redis import LocalTopology
 
@@ -29,6 +33,24 @@ def app_environment(
         "TRL_QUEUE": queue,
         "PYTHONUNBUFFERED": "1",
     }
+
+
+APP_MODULE = "tests.apps.worker_app"
+
+
+def import_app(
+    target: LocalTopology, queue: str, family: str, monkeypatch: pytest.MonkeyPatch
+) -> ModuleType:
+    """Import tests/apps/worker_app.py afresh, pointed at ``target`` and ``queue``."""
+    for name, value in app_environment(target, queue, family).items():
+        monkeypatch.setenv(name, value)
+    sys.modules.pop(APP_MODULE, None)
+    return importlib.import_module(APP_MODULE)
+
+
+def forget_app() -> None:
+    """Let the next import_app build the app again."""
+    sys.modules.pop(APP_MODULE, None)
 
 
 class Worker:
