@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import inspect
 import json
 import os
 import platform
@@ -141,7 +140,6 @@ class Results:
     samples: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     details: dict[str, dict[str, Any]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)
     runs: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, key: str, variant: str, value: float) -> None:
@@ -638,12 +636,6 @@ async def measure_schedules(bench: Bench, variant: str) -> None:
 # -- running ------------------------------------------------------------------------
 
 
-def ready_wait_supported() -> bool:
-    """Tell whether our result backend takes ``ready_wait`` (a newer option)."""
-    signature = inspect.signature(taskiq_redis_lua.RedisAsyncResultBackend.__init__)
-    return "ready_wait" in signature.parameters
-
-
 def chosen(bench: Bench, among: tuple[str, ...]) -> list[str]:
     """Return the selected variants that are among ``among``."""
     return [v for v in bench.config.variants if v in among]
@@ -684,16 +676,9 @@ async def run_schedules(bench: Bench) -> None:
 
 async def run_latency(bench: Bench) -> None:
     """Latency (and the idle worker) per variant; ready_wait rows for ours."""
-    waiting = ready_wait_supported()
-    if not waiting:
-        reason = "RedisAsyncResultBackend has no ready_wait parameter (yet)"
-        for measure in measures(bench.config):
-            if measure.key.startswith("lat_wait_"):
-                bench.results.skipped[measure.key] = reason
-        bench.results.note(f"ready_wait rows skipped: {reason}")
     for variant in chosen(bench, REDIS_VARIANTS):
         await measure_latency(bench, variant, None)
-        if waiting and variant in OURS:
+        if variant in OURS:
             await measure_latency(bench, variant, READY_WAIT)
 
 
@@ -904,7 +889,6 @@ def document(bench: Bench, head: dict[str, Any], seconds: float) -> dict[str, An
         "measures": rows,
         "runs": results.runs,
         "details": results.details,
-        "skipped": results.skipped,
         "notes": results.notes,
         "seconds": seconds,
     }

@@ -9,10 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from redis.exceptions import (
+    AuthenticationError,
+    AuthorizationError,
     BusyLoadingError,
     ClusterDownError,
     ConnectionError,  # noqa: A004 - redis-py's, not the builtin
@@ -38,6 +41,23 @@ RETRYABLE: tuple[type[Exception], ...] = (
     ReadOnlyError,
     OSError,
 )
+
+
+def raise_if_misconfigured(error: BaseException) -> None:
+    """Raise ``error`` if waiting cannot cure it.
+
+    That is a refused password or ACL user, or a server certificate that is not
+    trusted: redis-py reports both as a ConnectionError, like an outage.
+    """
+    if isinstance(error, AuthenticationError | AuthorizationError):
+        raise error
+    cause: BaseException | None = error
+    for _ in range(5):  # redis-py wraps the ssl error at most a few levels deep
+        if cause is None:
+            return
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            raise error
+        cause = cause.__cause__ or cause.__context__
 
 
 def raise_if_cancelled() -> None:

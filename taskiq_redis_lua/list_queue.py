@@ -23,7 +23,12 @@ from typing import Any, TypeVar
 from taskiq import AckableMessage, AsyncBroker, AsyncResultBackend, BrokerMessage
 
 from taskiq_redis_lua import labels, options, scripts, topology
-from taskiq_redis_lua.backoff import RETRYABLE, Backoff, attempt
+from taskiq_redis_lua.backoff import (
+    RETRYABLE,
+    Backoff,
+    attempt,
+    raise_if_misconfigured,
+)
 from taskiq_redis_lua.batching import ACK_LINGER, Batcher
 from taskiq_redis_lua.dead_letters import DeadLetter
 from taskiq_redis_lua.decoding import DecodesOnce
@@ -232,6 +237,7 @@ class _ListQueue(DecodesOnce, AsyncBroker):
         try:
             await scripts.load(self.endpoint.client, _SCRIPTS)
         except RETRYABLE as error:
+            raise_if_misconfigured(error)
             logger.warning(
                 "Could not load the Lua scripts yet (%s); they load on use", error
             )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import os
 import shutil
 import signal
 import socket
@@ -74,6 +75,7 @@ class RedisProcess:
     directory: Path
     popen: subprocess.Popen[bytes]
     log: IO[bytes]
+    password: str | None = None
 
     @property
     def pid(self) -> int:
@@ -82,7 +84,9 @@ class RedisProcess:
 
     def client(self) -> redis.Redis:
         """Return a synchronous client of this process."""
-        return redis.Redis(host=LOOPBACK, port=self.port, socket_timeout=5)
+        return redis.Redis(
+            host=LOOPBACK, port=self.port, password=self.password, socket_timeout=5
+        )
 
     def kill(self) -> None:
         """Kill the process with SIGKILL (a crash) and reap it."""
@@ -118,8 +122,13 @@ class RedisProcess:
                 time.sleep(0.05)
 
 
-def start_process(directory: Path, args: list[str], port: int) -> RedisProcess:
-    """Start ``redis-server`` with ``args`` in ``directory`` and wait for PING."""
+def start_process(
+    directory: Path, args: list[str], port: int, password: str | None = None
+) -> RedisProcess:
+    """Start ``redis-server`` with ``args`` in ``directory`` and wait for PING.
+
+    ``password`` is what our own admin client authenticates with, if anything.
+    """
     binary = redis_server_binary()
     directory.mkdir(parents=True, exist_ok=True)
     log = (directory / "redis.log").open("ab")
@@ -131,7 +140,9 @@ def start_process(directory: Path, args: list[str], port: int) -> RedisProcess:
         stdin=subprocess.DEVNULL,
         preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads fork here
     )
-    process = RedisProcess(port=port, directory=directory, popen=popen, log=log)
+    process = RedisProcess(
+        port=port, directory=directory, popen=popen, log=log, password=password
+    )
     _started.append(process)
     try:
         process.wait_ready()
@@ -141,9 +152,20 @@ def start_process(directory: Path, args: list[str], port: int) -> RedisProcess:
     return process
 
 
-def start_server(directory: Path, *extra: str, port: int | None = None) -> RedisProcess:
-    """Start one Redis server on a free loopback port, without persistence."""
+def start_server(
+    directory: Path,
+    *extra: str,
+    port: int | None = None,
+    password: str | None = None,
+) -> RedisProcess:
+    """Start one Redis server on a free loopback port, without persistence.
+
+    With ``password``, the default user needs it (``requirepass``) and a replica
+    uses it to reach its primary (``masterauth``).
+    """
     port = port or free_port()
+    if password is not None:
+        extra = ("--requirepass", password, "--masterauth", password, *extra)
     args = [
         "--port", str(port),
         "--bind", LOOPBACK,
@@ -154,7 +176,7 @@ def start_server(directory: Path, *extra: str, port: int | None = None) -> Redis
         "--protected-mode", "no",
         *extra,
     ]  # fmt: skip
-    return start_process(directory, args, port)
+    return start_process(directory, args, port, password)
 
 
 @dataclass
@@ -166,6 +188,7 @@ class LocalTopology:
     url: str = ""
     sentinels: list[tuple[str, int]] = field(default_factory=list)
     master_name: str = MASTER_NAME
+    password: str | None = None
 
     def stop(self) -> None:
         """Stop every process of the topology."""
@@ -181,11 +204,14 @@ class LocalTopology:
         self.stop()
 
 
-def start_single(directory: Path) -> LocalTopology:
+def start_single(directory: Path, password: str | None = None) -> LocalTopology:
     """Start one Redis server."""
-    process = start_server(directory / "single")
+    process = start_server(directory / "single", password=password)
     return LocalTopology(
-        kind="single", processes=[process], url=f"redis://{LOOPBACK}:{process.port}"
+        kind="single",
+        processes=[process],
+        url=f"redis://{LOOPBACK}:{process.port}",
+        password=password,
     )
 
 
@@ -196,30 +222,59 @@ _CLUSTER_NODE = (
 )  # fmt: skip
 
 
-def start_cluster(directory: Path, primaries: int = 3) -> LocalTopology:
-    """Start ``primaries`` cluster nodes, create the cluster, wait until it is ok."""
-    topology = LocalTopology(kind="cluster")
+def start_cluster(
+    directory: Path,
+    primaries: int = 3,
+    replicas: int = 0,
+    password: str | None = None,
+) -> LocalTopology:
+    """Start a cluster of ``primaries`` primaries with ``replicas`` replicas each.
+
+    Creates the cluster and waits until every node says it is ok (and every replica
+    has its primary's data).
+    """
+    topology = LocalTopology(kind="cluster", password=password)
     try:
-        for index in range(primaries):
+        for index in range(primaries * (1 + replicas)):
             port = free_port(with_cluster_bus=True)
             node = start_server(
-                directory / f"cluster-{index}", *_CLUSTER_NODE, port=port
+                directory / f"cluster-{index}",
+                *_CLUSTER_NODE,
+                port=port,
+                password=password,
             )
             topology.processes.append(node)
         addresses = [f"{LOOPBACK}:{p.port}" for p in topology.processes]
         create = ["redis-cli", "--cluster", "create", *addresses]
         subprocess.run(
-            [*create, "--cluster-replicas", "0", "--cluster-yes"],
+            [*create, "--cluster-replicas", str(replicas), "--cluster-yes"],
             check=True,
             capture_output=True,
             timeout=60,
+            env={**os.environ, **({"REDISCLI_AUTH": password} if password else {})},
         )
         _wait_cluster_ok(topology.processes)
+        _wait_replicas_synced(topology.processes)
     except BaseException:
         topology.stop()
         raise
     topology.url = f"redis://{LOOPBACK}:{topology.processes[0].port}"
     return topology
+
+
+def _wait_replicas_synced(nodes: list[RedisProcess]) -> None:
+    deadline = time.monotonic() + _READY_SECONDS
+    for node in nodes:
+        with node.client() as connection:
+            while True:
+                replication = connection.info("replication")
+                if replication["role"] != "slave" or (
+                    replication.get("master_link_status") == "up"
+                ):
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError("a cluster replica did not sync")
+                time.sleep(0.05)
 
 
 def _wait_cluster_ok(nodes: list[RedisProcess]) -> None:
@@ -233,23 +288,31 @@ def _wait_cluster_ok(nodes: list[RedisProcess]) -> None:
 
 
 def start_sentinel(
-    directory: Path, replicas: int = 1, sentinels: int = 1
+    directory: Path,
+    replicas: int = 1,
+    sentinels: int = 1,
+    password: str | None = None,
 ) -> LocalTopology:
-    """Start a primary, its replicas and sentinels that watch it."""
-    topology = LocalTopology(kind="sentinel")
+    """Start a primary, its replicas and sentinels that watch it.
+
+    With ``password``, the data nodes need it; the sentinels themselves do not.
+    """
+    topology = LocalTopology(kind="sentinel", password=password)
     try:
-        primary = start_server(directory / "primary")
+        primary = start_server(directory / "primary", password=password)
         topology.processes.append(primary)
         for index in range(replicas):
             replica_of = ("--replicaof", LOOPBACK, str(primary.port))
-            replica = start_server(directory / f"replica-{index}", *replica_of)
+            replica = start_server(
+                directory / f"replica-{index}", *replica_of, password=password
+            )
             topology.processes.append(replica)
         _wait_replicas(primary, replicas)
         quorum = max(1, sentinels // 2 + 1)
         for index in range(sentinels):
             topology.processes.append(
                 _start_sentinel_process(
-                    directory / f"sentinel-{index}", primary, quorum
+                    directory / f"sentinel-{index}", primary, quorum, password
                 )
             )
         for watcher in topology.processes[-sentinels:]:
@@ -271,7 +334,7 @@ def _wait_replicas(primary: RedisProcess, replicas: int) -> None:
 
 
 def _start_sentinel_process(
-    directory: Path, primary: RedisProcess, quorum: int
+    directory: Path, primary: RedisProcess, quorum: int, password: str | None
 ) -> RedisProcess:
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -284,7 +347,8 @@ def _start_sentinel_process(
         f"sentinel monitor {MASTER_NAME} {LOOPBACK} {primary.port} {quorum}\n"
         f"sentinel down-after-milliseconds {MASTER_NAME} 2000\n"
         f"sentinel failover-timeout {MASTER_NAME} 10000\n"
-        f"sentinel parallel-syncs {MASTER_NAME} 1\n",
+        f"sentinel parallel-syncs {MASTER_NAME} 1\n"
+        + (f"sentinel auth-pass {MASTER_NAME} {password}\n" if password else ""),
     )
     return start_process(directory, [str(config), "--sentinel"], port)
 
@@ -303,14 +367,16 @@ def _wait_sentinel_knows(watcher: RedisProcess, primary_port: int) -> None:
             time.sleep(0.05)
 
 
-def start(kind: Kind, directory: Path) -> LocalTopology:
-    """Start a topology of the given kind under ``directory``."""
-    starters = {
-        "single": start_single,
-        "cluster": start_cluster,
-        "sentinel": start_sentinel,
-    }
-    return starters[kind](directory)
+def start(kind: Kind, directory: Path, password: str | None = None) -> LocalTopology:
+    """Start a topology of the given kind under ``directory``.
+
+    With ``password``, every data node requires it of the default user.
+    """
+    if kind == "single":
+        return start_single(directory, password=password)
+    if kind == "cluster":
+        return start_cluster(directory, password=password)
+    return start_sentinel(directory, password=password)
 
 
 _started: list[RedisProcess] = []

@@ -19,6 +19,7 @@ from typing import Any
 
 from redis.exceptions import NoScriptError, ResponseError
 
+from taskiq_redis_lua.backoff import RETRYABLE
 from taskiq_redis_lua.exceptions import (
     ScriptHeaderError,
     ScriptKeyCountError,
@@ -216,7 +217,8 @@ async def run_many(
 
     Returns one reply per call, in order; a call that failed has its exception in
     place of the reply (a declared error as :class:`ScriptReplyError`). Calls that
-    met ``NOSCRIPT`` are loaded and run again. Connection errors raise.
+    met ``NOSCRIPT`` are loaded and run again. Connection errors raise, also when
+    only some nodes of a cluster failed: the caller retries the whole batch.
     """
     for keys, _ in calls:
         _check_keys(item, keys)
@@ -227,6 +229,11 @@ async def run_many(
         retried = await _pipelined(client, item, [calls[i] for i in again])
         for index, reply in zip(again, retried, strict=True):
             replies[index] = reply
+    for reply in replies:
+        # A cluster pipeline returns a dead node's connection error in place of
+        # each of its replies; callers retry outages only when they are raised.
+        if isinstance(reply, RETRYABLE):
+            raise reply
     return [_reply_or_error(item, reply) for reply in replies]
 
 

@@ -25,7 +25,13 @@ from redis.exceptions import ResponseError
 from taskiq import AckableMessage, AsyncBroker, AsyncResultBackend, BrokerMessage
 
 from taskiq_redis_lua import labels, options, scripts, topology
-from taskiq_redis_lua.backoff import RETRYABLE, Backoff, attempt, raise_if_cancelled
+from taskiq_redis_lua.backoff import (
+    RETRYABLE,
+    Backoff,
+    attempt,
+    raise_if_cancelled,
+    raise_if_misconfigured,
+)
 from taskiq_redis_lua.batching import ACK_LINGER, Batcher
 from taskiq_redis_lua.dead_letters import DeadLetter
 from taskiq_redis_lua.decoding import DecodesOnce
@@ -236,6 +242,7 @@ class _StreamBroker(DecodesOnce, AsyncBroker):
                 await self._create_group(stream)
             await scripts.load(self.endpoint.client, _SCRIPTS)
         except RETRYABLE as error:
+            raise_if_misconfigured(error)
             logger.warning(
                 "Could not prepare the streams yet (%s); retrying on use", error
             )

@@ -16,11 +16,18 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from taskiq import BrokerMessage, TaskiqMessage, TaskiqResult
+import redis.exceptions
+from taskiq import AsyncBroker, BrokerMessage, TaskiqMessage, TaskiqResult
 
-from taskiq_redis_lua import RedisAsyncResultBackend, local_redis
+from taskiq_redis_lua import (
+    ListQueueBroker,
+    RedisAsyncResultBackend,
+    RedisStreamBroker,
+    local_redis,
+)
 from taskiq_redis_lua.local_redis import LocalTopology, RedisProcess
 
+from .listening import Listener, send
 from .worker_process import Worker, app_environment, forget_app, import_app
 
 DURABLE = ("--appendonly", "yes", "--appendfsync", "always")
@@ -115,10 +122,14 @@ async def wait_for_executions(app: ModuleType, count: int, worker: Worker) -> No
 
 
 async def all_results(tasks: list[Any], worker: Worker) -> list[Any]:
+    """Wait for every task's result; fail with the worker's log or the task error."""
     try:
-        return [(await task.wait_result(timeout=90)).return_value for task in tasks]
+        results = [await task.wait_result(timeout=90) for task in tasks]
     except Exception as error:
         raise AssertionError(worker.output()) from error
+    failed = [result.error for result in results if result.is_err]
+    assert failed == [], worker.output()
+    return [result.return_value for result in results]
 
 
 async def test_a_redis_crash_and_restart_mid_run_loses_no_task(
@@ -210,3 +221,161 @@ async def test_a_result_stored_during_an_outage_is_written_when_redis_returns(
         assert (await backend.get_result(unique)).return_value == "kept"
     finally:
         await backend.shutdown()
+
+
+async def test_under_maxmemory_kicks_fail_clearly_and_queued_tasks_survive(
+    tmp_path: Path, family: str, unique: str
+) -> None:
+    server = local_redis.start_server(tmp_path, "--maxmemory-policy", "noeviction")
+    with server.client() as admin:
+        used = int(admin.info("memory")["used_memory"])
+        admin.config_set("maxmemory", used + 1024 * 1024)
+    url = f"redis://127.0.0.1:{server.port}"
+    broker: AsyncBroker = (
+        ListQueueBroker(url, queue_name=unique)
+        if family == "list"
+        else RedisStreamBroker(url, queue_name=unique)
+    )
+    await broker.startup()
+    listener = Listener(broker)
+    sent: list[int] = []
+
+    async def fill() -> None:
+        for number in range(10_000):
+            await send(broker, f"{number}:{'x' * 10_000}")
+            sent.append(number)
+
+    try:
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            await fill()
+        assert len(sent) > 10
+        received = []
+        for _ in sent:
+            message = await listener.next()
+            received.append(int(listener.value(message).split(":")[0]))
+            await message.ack()
+        assert sorted(received) == sent  # every queued task, intact, once
+        await send(broker, "room again")  # acks gave the memory back
+        assert listener.value(await listener.next()) == "room again"
+    finally:
+        await listener.close()
+        await broker.shutdown()
+        server.stop()
+
+
+@pytest.fixture
+def own_sentinel(tmp_path: Path) -> Iterator[LocalTopology]:
+    """A primary, its replica and a sentinel, for this test alone."""
+    target = local_redis.start_sentinel(tmp_path / "sentinel")
+    yield target
+    target.stop()
+
+
+def primary_port(target: LocalTopology) -> int:
+    watcher = target.processes[-1]
+    with watcher.client() as connection:
+        address = connection.execute_command(
+            "SENTINEL", "GET-MASTER-ADDR-BY-NAME", target.master_name
+        )
+    return int(address[1])
+
+
+async def test_a_sentinel_failover_mid_run_moves_all_work_to_the_new_primary(
+    own_sentinel: LocalTopology,
+    family: str,
+    unique: str,
+    monkeypatch: pytest.MonkeyPatch,
+    workers: list[Worker],
+    tmp_path: Path,
+) -> None:
+    app = import_app(own_sentinel, unique, family, monkeypatch)
+    await app.broker.startup()
+    try:
+        tasks = [await app.record.kiq(n, pause=0.02) for n in range(TASKS)]
+        old = primary_port(own_sentinel)
+        with own_sentinel.processes[0].client() as primary:
+            assert primary.wait(1, 5000) == 1  # the replica has every task
+        environment = app_environment(own_sentinel, app.QUEUE, app.FAMILY)
+        worker = Worker(
+            "tests.apps.worker_app:broker",
+            environment,
+            tmp_path / "worker.log",
+            "--max-async-tasks",
+            "20",
+        )
+        workers.append(worker)
+        await wait_for_executions(app, TASKS // 3, worker)
+        with own_sentinel.processes[-1].client() as watcher:
+            watcher.execute_command("SENTINEL", "FAILOVER", own_sentinel.master_name)
+        deadline = time.monotonic() + 30
+        while primary_port(own_sentinel) == old:
+            assert time.monotonic() < deadline, "the sentinel did not fail over"
+            await asyncio.sleep(0.1)
+        assert await all_results(tasks, worker) == [2 * n for n in range(TASKS)]
+        assert worker.process.poll() is None, worker.output()
+    finally:
+        await app.broker.shutdown()
+        forget_app()
+
+
+@pytest.fixture
+def own_cluster(tmp_path: Path) -> Iterator[LocalTopology]:
+    """Three primaries with a replica each, for this test alone."""
+    target = local_redis.start_cluster(tmp_path / "cluster", replicas=1)
+    yield target
+    target.stop()
+
+
+def serving_port(target: LocalTopology, key: str) -> int | None:
+    """Return the port of the primary that serves ``key``, as a live node sees it."""
+    for node in target.processes:
+        if node.popen.poll() is not None:
+            continue
+        with node.client() as connection:
+            if connection.cluster("info").get("cluster_state") != "ok":
+                return None
+            slot = connection.execute_command("CLUSTER", "KEYSLOT", key)
+            for start, end, primary, *_ in connection.execute_command(
+                "CLUSTER", "SLOTS"
+            ):
+                if start <= slot <= end:
+                    return int(primary[1])
+    return None
+
+
+async def test_a_cluster_primary_killed_mid_run_hands_work_to_its_replica(
+    own_cluster: LocalTopology,
+    family: str,
+    unique: str,
+    monkeypatch: pytest.MonkeyPatch,
+    workers: list[Worker],
+    tmp_path: Path,
+) -> None:
+    app = import_app(own_cluster, unique, family, monkeypatch)
+    await app.broker.startup()
+    try:
+        tasks = [await app.record.kiq(n, pause=0.02) for n in range(TASKS)]
+        port = serving_port(own_cluster, "{" + unique + "}")
+        (victim,) = [node for node in own_cluster.processes if node.port == port]
+        with victim.client() as primary:
+            assert primary.wait(1, 5000) == 1  # its replica has every task
+        environment = app_environment(own_cluster, app.QUEUE, app.FAMILY)
+        worker = Worker(
+            "tests.apps.worker_app:broker",
+            environment,
+            tmp_path / "worker.log",
+            "--max-async-tasks",
+            "20",
+        )
+        workers.append(worker)
+        await wait_for_executions(app, TASKS // 3, worker)
+        victim.kill()  # the queue's own primary
+        deadline = time.monotonic() + 60
+        while serving_port(own_cluster, "{" + unique + "}") in (None, port):
+            assert time.monotonic() < deadline, "the replica was not promoted"
+            await asyncio.sleep(0.2)
+        assert await all_results(tasks, worker) == [2 * n for n in range(TASKS)]
+        assert worker.process.poll() is None, worker.output()
+    finally:
+        await app.broker.shutdown()
+        forget_app()
