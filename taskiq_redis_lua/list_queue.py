@@ -201,9 +201,7 @@ class _ListQueue(DecodesOnce, AsyncBroker):
             "visibility_timeout", visibility_timeout, minimum=_MIN_VISIBILITY_TIMEOUT
         )
         self.max_deliveries = options.positive_int("max_deliveries", max_deliveries)
-        self.fetch_batch_size = options.positive_int(
-            "fetch_batch_size", fetch_batch_size
-        )
+        self.fetch_batch_size = options.batch_size("fetch_batch_size", fetch_batch_size)
         self.max_dead_letters = options.positive_int(
             "max_dead_letters", max_dead_letters
         )

@@ -174,6 +174,7 @@ def start_server(
         "--dir", str(directory),
         "--daemonize", "no",
         "--protected-mode", "no",
+        "--repl-diskless-sync-delay", "0",  # a replica syncs at once
         *extra,
     ]  # fmt: skip
     return start_process(directory, args, port, password)
@@ -325,11 +326,20 @@ def start_sentinel(
 
 
 def _wait_replicas(primary: RedisProcess, replicas: int) -> None:
+    """Wait until ``replicas`` replicas have synced with the primary (are online)."""
     deadline = time.monotonic() + _READY_SECONDS
     with primary.client() as connection:
-        while int(connection.info("replication")["connected_slaves"]) < replicas:
+        while True:
+            replication = connection.info("replication")
+            online = [
+                index
+                for index in range(int(replication["connected_slaves"]))
+                if replication[f"slave{index}"]["state"] == "online"
+            ]
+            if len(online) >= replicas:
+                return
             if time.monotonic() > deadline:
-                raise TimeoutError("the replicas did not connect to the primary")
+                raise TimeoutError("the replicas did not sync with the primary")
             time.sleep(0.05)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 
@@ -35,3 +36,61 @@ def non_negative_seconds(name: str, value: Any) -> float:
     if value == 0 and not isinstance(value, bool):
         return 0.0
     return positive_seconds(name, value)
+
+
+#: The most items one script call may take (a batch, a page): keeps calls bounded.
+MAX_BATCH = 10_000
+
+
+def batch_size(name: str, value: Any) -> int:
+    """Return ``value`` if it is a whole number from 1 to :data:`MAX_BATCH`."""
+    size = positive_int(name, value)
+    if size > MAX_BATCH:
+        raise ValueError(
+            f"{name} must be at most {MAX_BATCH} (one script call handles that many),"
+            f" got {value!r}",
+        )
+    return size
+
+
+def flag(name: str, value: Any) -> bool:
+    """Return ``value`` if it is a bool (or 0 or 1, as older code may pass)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
+_STREAM_ID = re.compile(r"\$|\d+(-\d+)?")
+
+
+def stream_id(name: str, value: Any, *, also: tuple[str, ...] = ()) -> str:
+    """Return ``value`` as a stream id: ``"$"``, ``"<ms>"`` or ``"<ms>-<seq>"``.
+
+    ``also`` lists other strings that are accepted as they are.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return str(value)
+    if isinstance(value, str) and (value in also or _STREAM_ID.fullmatch(value)):
+        return value
+    accepted = ", ".join(repr(word) for word in ("$", "0", "<ms>-<seq>", *also))
+    raise ValueError(f"{name} must be a stream id ({accepted}), got {value!r}")
+
+
+def optional_name(name: str, value: Any) -> str | None:
+    """Return ``value`` if it is None or a non-empty string."""
+    return None if value is None else queue_name(name, value)
+
+
+def serializer(name: str, value: Any) -> Any:
+    """Return ``value`` if it is None or has taskiq's ``dumpb`` and ``loadb``."""
+    if value is None or (
+        callable(getattr(value, "dumpb", None))
+        and callable(getattr(value, "loadb", None))
+    ):
+        return value
+    raise ValueError(
+        f"{name} must be a taskiq serializer (with dumpb and loadb), such as"
+        f" JSONSerializer(), got {value!r}",
+    )

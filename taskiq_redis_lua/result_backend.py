@@ -87,10 +87,11 @@ class _ResultBackend(AsyncResultBackend[_ReturnType]):
         ready_wait: float,
     ) -> None:
         self._ttl_ms = _result_ttl_ms(
-            result_ex_time, result_px_time, expire_results=expire_results
+            result_ex_time,
+            result_px_time,
+            expire_results=options.flag("expire_results", expire_results),
         )
-        if prefix_str is not None and not isinstance(prefix_str, str):
-            raise ValueError(f"prefix_str must be a string or None, got {prefix_str!r}")
+        options.optional_name("prefix_str", prefix_str)
         self.ready_wait = options.non_negative_seconds("ready_wait", ready_wait)
         self.endpoint = connect()
         timeout = self.endpoint.socket_timeout
@@ -99,10 +100,12 @@ class _ResultBackend(AsyncResultBackend[_ReturnType]):
                 f"ready_wait ({ready_wait} s) must be shorter than socket_timeout"
                 f" ({timeout} s), or every wait ends in a timeout",
             )
-        self.keep_results = keep_results
+        self.keep_results = options.flag("keep_results", keep_results)
         self.result_ex_time = result_ex_time
         self.result_px_time = result_px_time
-        self.serializer = serializer or JSONSerializer()
+        self.serializer = options.serializer("serializer", serializer) or (
+            JSONSerializer()
+        )
         self.prefix_str = prefix_str
         self._sets: Batcher[None, tuple[str, bytes], Any] = Batcher(
             self._set_batch, _SET_BATCH, busy_linger=BUSY_LINGER

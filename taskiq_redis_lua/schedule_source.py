@@ -126,10 +126,14 @@ class _ScheduleSource(ScheduleSource):
     ) -> None:
         super().__init__()
         self.prefix = options.queue_name("prefix", prefix)
-        self.buffer_size = options.positive_int("buffer_size", buffer_size)
-        self.serializer = serializer or JSONSerializer()
-        self.skip_past_schedules = skip_past_schedules
-        self.deduplicate = deduplicate
+        self.buffer_size = options.batch_size("buffer_size", buffer_size)
+        self.serializer = options.serializer("serializer", serializer) or (
+            JSONSerializer()
+        )
+        self.skip_past_schedules = options.flag(
+            "skip_past_schedules", skip_past_schedules
+        )
+        self.deduplicate = options.flag("deduplicate", deduplicate)
         self.lookahead = options.positive_seconds("lookahead", lookahead)
         self.endpoint = connect()
         self._data = companion_key(self.prefix, "data")

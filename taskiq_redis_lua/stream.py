@@ -15,7 +15,14 @@ import contextlib
 import logging
 import uuid
 from collections import deque
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
@@ -142,9 +149,11 @@ class _StreamBroker(DecodesOnce, AsyncBroker):
         self.consumer_group_name = options.queue_name(
             "consumer_group_name", consumer_group_name
         )
-        self.consumer_name = consumer_name or str(uuid.uuid4())
-        self.consumer_id = str(consumer_id)
-        self.mkstream = mkstream
+        self.consumer_name = options.optional_name(
+            "consumer_name", consumer_name
+        ) or str(uuid.uuid4())
+        self.consumer_id = options.stream_id("consumer_id", consumer_id)
+        self.mkstream = options.flag("mkstream", mkstream)
         if xread_block == 0:
             raise ValueError(
                 "xread_block=0 (block forever) is not supported: a read must end"
@@ -152,11 +161,11 @@ class _StreamBroker(DecodesOnce, AsyncBroker):
             )
         self.block = options.positive_int("xread_block", xread_block)
         self.maxlen = None if maxlen is None else options.positive_int("maxlen", maxlen)
-        self.approximate = approximate
+        self.approximate = options.flag("approximate", approximate)
         self.idle_timeout = round(
             options.positive_seconds("idle_timeout", idle_timeout, minimum=1)
         )
-        self.unacknowledged_batch_size = options.positive_int(
+        self.unacknowledged_batch_size = options.batch_size(
             "unacknowledged_batch_size", unacknowledged_batch_size
         )
         self.claim_interval = options.positive_seconds(
@@ -178,16 +187,25 @@ class _StreamBroker(DecodesOnce, AsyncBroker):
         self.count = (
             None
             if xread_count is None
-            else options.positive_int("xread_count", xread_count)
+            else options.batch_size("xread_count", xread_count)
         )
         #: Extra streams and the id their group starts from when it is created
         #: (taskiq-redis's ">" means: the same as consumer_id).
+        if additional_streams is not None and not isinstance(
+            additional_streams, Mapping
+        ):
+            raise ValueError(
+                "additional_streams must map stream names to where their groups"
+                f" start, such as {{'other': '>'}}, got {additional_streams!r}",
+            )
         self.additional_streams = {
-            options.queue_name("additional_streams", name): str(start)
+            options.queue_name("additional_streams", name): options.stream_id(
+                f"additional_streams[{name!r}]", start, also=(">",)
+            )
             for name, start in (additional_streams or {}).items()
         }
         self.max_deliveries = options.positive_int("max_deliveries", max_deliveries)
-        self.delete_on_ack = delete_on_ack
+        self.delete_on_ack = options.flag("delete_on_ack", delete_on_ack)
         self.max_dead_letters = options.positive_int(
             "max_dead_letters", max_dead_letters
         )

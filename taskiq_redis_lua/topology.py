@@ -21,6 +21,10 @@ from redis.asyncio import (
 )
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import (
+    SentinelManagedConnection,
+    SentinelManagedSSLConnection,
+)
 from redis.backoff import ExponentialWithJitterBackoff
 
 Client: TypeAlias = "Redis | RedisCluster"
@@ -143,7 +147,11 @@ def single_node(
     connection) go to the pool and its connections.
     """
     _check_url(url, parameter)
-    if max_connection_pool_size is not None and max_connection_pool_size <= 0:
+    if max_connection_pool_size is not None and (
+        isinstance(max_connection_pool_size, bool)
+        or not isinstance(max_connection_pool_size, int)
+        or max_connection_pool_size <= 0
+    ):
         raise ValueError(
             "max_connection_pool_size must be a positive number of connections or"
             f" None, got {max_connection_pool_size!r}",
@@ -191,6 +199,41 @@ def _sentinel_address(address: Any) -> tuple[str, int]:
     return str(host), port
 
 
+class _AsksSentinelsOnReconnect(SentinelManagedConnection):
+    """A primary's connection that asks the sentinels where to go on every connect.
+
+    redis-py 8.1 reconnects a connection dropped inside a command's retries straight
+    to its last address. After a failover that is the demoted primary, so every
+    retry met ``READONLY`` and the command failed although the sentinels already
+    named the new primary.
+    """
+
+    _asking = False
+
+    async def connect_to(self, address: Any) -> None:
+        """Connect to ``address``, which the sentinels just named."""
+        self._asking = True
+        try:
+            await super().connect_to(address)  # type: ignore[no-untyped-call]
+        finally:
+            self._asking = False
+
+    async def connect_check_health(
+        self, check_health: bool = True, retry_socket_connect: bool = True
+    ) -> None:
+        """Connect where the sentinels say, unless that was just asked."""
+        if self._asking or self.is_connected:
+            await super().connect_check_health(check_health, retry_socket_connect)
+            return
+        await self.connect()  # type: ignore[no-untyped-call]
+
+
+class _AsksSentinelsOnReconnectTLS(
+    _AsksSentinelsOnReconnect, SentinelManagedSSLConnection
+):
+    """The same over TLS."""
+
+
 def sentinel(
     sentinels: Sequence[tuple[str, int]],
     master_name: str,
@@ -215,7 +258,12 @@ def sentinel(
         sentinel_kwargs=dict(sentinel_kwargs) if sentinel_kwargs is not None else None,
         **options,
     )
-    client: Redis = watcher.master_for(master_name)
+    connection_class = (
+        _AsksSentinelsOnReconnectTLS
+        if options.get("ssl")
+        else _AsksSentinelsOnReconnect
+    )
+    client: Redis = watcher.master_for(master_name, connection_class=connection_class)
 
     async def close_sentinels() -> None:
         for connection in watcher.sentinels:

@@ -89,8 +89,9 @@ async def plant(admin: Redis, script: str, keys: list[str], *args: Any) -> None:
         await admin.eval(script, len(keys), *keys, first, CHUNK, *args)
 
 
-async def drain_while_pinging(admin: Redis, broker: AsyncBroker) -> float:
-    """Take and ack DRAINED messages; return the slowest PING meanwhile (s)."""
+async def drain_in_bounded_calls(admin: Redis, broker: AsyncBroker) -> None:
+    """Take and ack DRAINED messages, then shut the broker down; meanwhile no call
+    may be slow and every PING must be answered quickly."""
     await admin.config_set("slowlog-log-slower-than", SLOW_MS * 1000)
     await admin.slowlog_reset()
     slowest = 0.0
@@ -114,7 +115,9 @@ async def drain_while_pinging(admin: Redis, broker: AsyncBroker) -> float:
         draining = False
         await pinger
         await listener.close()
-    return slowest
+        await broker.shutdown()
+    assert await slow_calls(admin) == []
+    assert slowest < SLOW_MS / 1000
 
 
 async def slow_calls(admin: Redis) -> list[Any]:
@@ -133,12 +136,7 @@ async def test_a_million_expired_leases_are_reclaimed_in_bounded_slices(
     )
     await admin.set(keys.seq, 2 * BACKLOG)
     await broker.startup()
-    try:
-        slowest = await drain_while_pinging(admin, broker)
-    finally:
-        await broker.shutdown()
-    assert await slow_calls(admin) == []
-    assert slowest < SLOW_MS / 1000
+    await drain_in_bounded_calls(admin, broker)
     assert (
         await admin.zcard(keys.inflight) + await admin.zcard(keys.ready)
         > BACKLOG - DRAINED - 1
@@ -153,12 +151,7 @@ async def test_a_million_due_delayed_messages_are_promoted_in_bounded_slices(
     await plant(admin, PLANT, [keys.delayed, keys.msgs], payload(broker))
     await admin.set(keys.seq, 2 * BACKLOG)
     await broker.startup()
-    try:
-        slowest = await drain_while_pinging(admin, broker)
-    finally:
-        await broker.shutdown()
-    assert await slow_calls(admin) == []
-    assert slowest < SLOW_MS / 1000
+    await drain_in_bounded_calls(admin, broker)
     assert await admin.zcard(keys.delayed) > 0  # promoted a slice at a time
 
 
@@ -173,12 +166,7 @@ async def test_a_million_due_delayed_stream_messages_are_moved_in_bounded_slices
     keys = stream_keys("later-stream", broker.consumer_group_name)
     await plant(admin, PLANT, [keys.delayed, keys.payloads], payload(broker))
     await broker.startup()
-    try:
-        slowest = await drain_while_pinging(admin, broker)
-    finally:
-        await broker.shutdown()
-    assert await slow_calls(admin) == []
-    assert slowest < SLOW_MS / 1000
+    await drain_in_bounded_calls(admin, broker)
 
 
 async def test_a_million_idle_pending_entries_are_claimed_in_bounded_slices(
@@ -201,11 +189,6 @@ async def test_a_million_idle_pending_entries_are_claimed_in_bounded_slices(
             payload(broker),
         )
     await asyncio.sleep(1.1)  # every entry is now idle longer than idle_timeout
-    try:
-        slowest = await drain_while_pinging(admin, broker)
-    finally:
-        await broker.shutdown()
-    assert await slow_calls(admin) == []
-    assert slowest < SLOW_MS / 1000
+    await drain_in_bounded_calls(admin, broker)
     pending = await admin.xpending("abandoned", broker.consumer_group_name)
     assert pending["pending"] > BACKLOG - DRAINED - 1

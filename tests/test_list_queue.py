@@ -465,6 +465,7 @@ async def test_a_listener_rides_out_a_redis_restart(
         ({"visibility_timeout": 0.01}, ValueError, "at least 0.1"),
         ({"max_deliveries": 0}, ValueError, "max_deliveries"),
         ({"fetch_batch_size": 2.5}, ValueError, "fetch_batch_size"),
+        ({"fetch_batch_size": 20_000}, ValueError, "at most 10000"),
         ({"max_dead_letters": -1}, ValueError, "max_dead_letters"),
         ({"block_timeout": -1}, ValueError, "block_timeout"),
         ({"block_timeout": 40}, ValueError, "socket_timeout"),

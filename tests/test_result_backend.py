@@ -317,6 +317,10 @@ async def test_a_taskiq_task_result_goes_through_the_backend(
         ({"result_ex_time": 1.5}, ValueError),
         ({"expire_results": False, "result_ex_time": 10}, ValueError),
         ({"prefix_str": 7}, ValueError),
+        ({"prefix_str": ""}, ValueError),
+        ({"keep_results": "no"}, ValueError),
+        ({"expire_results": None}, ValueError),
+        ({"serializer": "json"}, ValueError),
         ({"decode_responses": True}, ValueError),
         ({"ready_wait": -1}, ValueError),
         ({"ready_wait": "soon"}, ValueError),
@@ -334,6 +338,7 @@ def test_bad_options_are_refused_by_every_backend_class(
     "build",
     [
         lambda: RedisAsyncResultBackend("localhost:6379"),
+        lambda: RedisAsyncResultBackend("redis://h", max_connection_pool_size=True),
         lambda: RedisAsyncClusterResultBackend("http://localhost:6379"),
         lambda: RedisAsyncSentinelResultBackend([], "mymaster"),
         lambda: RedisAsyncSentinelResultBackend(
@@ -345,7 +350,7 @@ def test_bad_options_are_refused_by_every_backend_class(
 def test_bad_connection_parameters_are_refused_with_their_name(
     build: Callable[[], Any],
 ) -> None:
-    with pytest.raises(ValueError, match=r"redis_url|sentinels"):
+    with pytest.raises(ValueError, match=r"redis_url|sentinels|max_connection_pool"):
         build()
 
 

@@ -392,7 +392,14 @@ def test_deprecated_names_warn(
 
 @pytest.mark.parametrize(
     ("options", "message"),
-    [({"buffer_size": 0}, "buffer_size"), ({"prefix": ""}, "prefix")],
+    [
+        ({"buffer_size": 0}, "buffer_size"),
+        ({"buffer_size": 50_000}, "at most 10000"),
+        ({"prefix": ""}, "prefix"),
+        ({"serializer": object()}, "dumpb and loadb"),
+        ({"skip_past_schedules": "yes"}, "skip_past_schedules"),
+        ({"deduplicate": 2}, "deduplicate"),
+    ],
 )
 def test_bad_options_are_refused_naming_the_parameter(
     topology: LocalTopology, options: dict[str, Any], message: str

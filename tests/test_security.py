@@ -19,9 +19,6 @@ from taskiq.scheduler.scheduled_task import ScheduledTask
 
 from taskiq_redis_lua import (
     ListQueueBroker,
-    ListRedisClusterScheduleSource,
-    ListRedisScheduleSource,
-    ListRedisSentinelScheduleSource,
     RedisAsyncResultBackend,
     RedisStreamBroker,
     ResultDecodeError,
@@ -36,6 +33,7 @@ from .conftest import KINDS
 from .listening import Listener, send
 from .test_list_queue import build_queue
 from .test_result_backend import build_backend
+from .test_schedule_source import build_source
 from .test_stream import build_stream
 
 PASSWORD = "default-s3cret"
@@ -48,16 +46,6 @@ def build_broker(family: str, target: LocalTopology, **options: Any) -> Any:
     if family == "list":
         return build_queue(target, **options)
     return build_stream(target, consumer_group_name="g", **options)
-
-
-def build_source(target: LocalTopology, **options: Any) -> Any:
-    if target.kind == "single":
-        return ListRedisScheduleSource(target.url, **options)
-    if target.kind == "cluster":
-        return ListRedisClusterScheduleSource(target.url, **options)
-    return ListRedisSentinelScheduleSource(
-        target.sentinels, target.master_name, **options
-    )
 
 
 # --- passwords and ACL users -------------------------------------------------------

@@ -390,6 +390,16 @@ async def test_additional_streams_in_other_slots_are_read_too(
         ({"queue_name": ""}, "queue_name"),
         ({"additional_streams": {"": ">"}}, "additional_streams"),
         ({"xread_block": 0}, "block forever"),
+        ({"xread_count": 100_000}, "at most 10000"),
+        ({"unacknowledged_batch_size": 10**9}, "at most 10000"),
+        ({"consumer_name": ""}, "consumer_name"),
+        ({"consumer_id": "latest"}, "consumer_id must be a stream id"),
+        ({"consumer_id": -1}, "consumer_id"),
+        ({"additional_streams": ["other"]}, "additional_streams must map"),
+        ({"additional_streams": {"other": "next"}}, r"additional_streams\['other'\]"),
+        ({"mkstream": "no"}, "mkstream must be True or False"),
+        ({"approximate": None}, "approximate"),
+        ({"delete_on_ack": "false"}, "delete_on_ack"),
     ],
 )
 def test_bad_options_are_refused_naming_the_parameter(

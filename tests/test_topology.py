@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.exceptions
 from redis.asyncio import RedisCluster
 
+from taskiq_redis_lua import local_redis
 from taskiq_redis_lua import topology as topo
 from taskiq_redis_lua.local_redis import LocalTopology
 
@@ -110,3 +112,46 @@ async def test_closing_an_endpoint_closes_its_connections(
             break
         await asyncio.sleep(0.02)
     assert await named_clients() == 0
+
+
+def fail_over_holding_writes(target: LocalTopology) -> None:
+    """Promote the replica while the old primary holds its writers; then make the
+    old primary a replica and release them, so their connections meet READONLY."""
+    old, watcher = target.processes[0], target.processes[-1]
+    deadline = time.monotonic() + 20
+    with old.client() as primary, watcher.client() as sentinel:
+        primary.execute_command("CLIENT", "PAUSE", 30_000, "WRITE")
+        while True:
+            try:
+                sentinel.execute_command("SENTINEL", "FAILOVER", target.master_name)
+                break
+            except redis.exceptions.ResponseError:  # the replica is not seen yet
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        while True:
+            address = sentinel.execute_command(
+                "SENTINEL", "GET-MASTER-ADDR-BY-NAME", target.master_name
+            )
+            if int(address[1]) != old.port:
+                break
+            assert time.monotonic() < deadline, "the sentinel did not fail over"
+            time.sleep(0.1)
+        primary.replicaof(address[0].decode(), int(address[1]))
+        primary.execute_command("CLIENT", "UNPAUSE")
+
+
+async def test_a_sentinel_client_follows_a_failover_within_one_command(
+    tmp_path: Path, unique: str
+) -> None:
+    target = local_redis.start_sentinel(tmp_path)
+    try:
+        endpoint = connect(target)
+        await endpoint.client.set(unique, "before")  # a connection to the old primary
+        await asyncio.to_thread(fail_over_holding_writes, target)
+        await endpoint.client.set(unique, "after")  # retried on the new primary
+        assert await endpoint.client.get(unique) == b"after"
+        assert (await endpoint.client.info("replication"))["role"] == "master"
+        await endpoint.close()
+    finally:
+        target.stop()
