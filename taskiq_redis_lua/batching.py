@@ -1,10 +1,10 @@
 """Coalescing concurrent calls into few round trips.
 
 Many coroutines kicking, acking or storing results at the same time would each pay a
-round trip. A :class:`Batcher` sends the first request at once (on the next turn of
-the event loop, with everything asked for in the same turn) and, while that call is
-in flight, collects what comes next into the following call: no added delay when
-idle, few and large calls under load.
+round trip. A :class:`Batcher` sends the first request at once, from its caller's own
+coroutine, and, while that call is in flight, collects what comes next into the
+following call, sent by a task: no added delay when idle, few and large calls under
+load.
 
 Each call through redis-py costs the client far more CPU than one more command in a
 pipeline or one more argument to a script, so a batcher may also *linger*: wait a
@@ -30,10 +30,19 @@ Send = Callable[[Key, list[Item]], Awaitable[Sequence[Reply | BaseException]]]
 
 @dataclass
 class _Lane(Generic[Item, Reply]):
-    """What waits to be sent under one key, and the task sending it."""
+    """What waits to be sent under one key, and who sends it.
 
-    sender: asyncio.Task[None]
+    ``sender`` is None while the first caller sends its own item; a task takes
+    over the items that came meanwhile.
+    """
+
+    loop: asyncio.AbstractEventLoop
+    sender: asyncio.Task[None] | None
     waiting: list[tuple[Item, asyncio.Future[Reply]]] = field(default_factory=list)
+
+    def serves(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Return whether items of ``loop`` may still join this lane."""
+        return self.loop is loop and (self.sender is None or not self.sender.done())
 
 
 #: How long an ack waits for others to share its call (seconds). The message stays
@@ -69,22 +78,48 @@ class Batcher(Generic[Key, Item, Reply]):
     async def submit(self, key: Key, item: Item) -> Reply:
         """Send ``item`` with others under ``key``; return its reply."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Reply] = loop.create_future()
         lane = self._lanes.get(key)
-        if lane is None or lane.sender.done() or lane.sender.get_loop() is not loop:
-            lane = _Lane(loop.create_task(self._drain(key)))
+        if lane is None and not self._linger:
+            return await self._send_alone(loop, key, item)
+        future: asyncio.Future[Reply] = loop.create_future()
+        if lane is None or not lane.serves(loop):
+            lane = _Lane(loop, loop.create_task(self._drain(key)))
             self._lanes[key] = lane
         lane.waiting.append((item, future))
         return await future
 
-    async def _drain(self, key: Key) -> None:
+    async def _send_alone(
+        self, loop: asyncio.AbstractEventLoop, key: Key, item: Item
+    ) -> Reply:
+        """Nothing in flight: send ``item`` from the caller, without a task.
+
+        Items submitted meanwhile wait in the lane; a task sends them after.
+        """
+        lane: _Lane[Item, Reply] = _Lane(loop, None)
+        self._lanes[key] = lane
+        try:
+            (reply,) = await self._send(key, [item])
+        finally:
+            if self._lanes.get(key) is lane:
+                if lane.waiting:
+                    lane.sender = loop.create_task(
+                        self._drain(key, follows_a_call=True)
+                    )
+                else:
+                    del self._lanes[key]
+        if isinstance(reply, BaseException):
+            raise reply
+        return reply
+
+    async def _drain(self, key: Key, *, follows_a_call: bool = False) -> None:
         lane = self._lanes[key]
-        linger = self._linger
+        busy = max(self._linger, self._busy_linger)
+        linger = busy if follows_a_call else self._linger
         try:
             while lane.waiting:
                 if linger and len(lane.waiting) < self._limit:
                     await asyncio.sleep(linger)
-                linger = max(self._linger, self._busy_linger)
+                linger = busy
                 batch = [
                     (item, future)
                     for item, future in lane.waiting[: self._limit]

@@ -262,7 +262,8 @@ class _ListQueue(DecodesOnce, AsyncBroker):
     async def kick(self, message: BrokerMessage) -> None:
         """Store the message and queue it, honouring queue_name, priority and delay.
 
-        Kicks made at the same time share one script call.
+        A lone kick goes at once; kicks made while it is in flight share the next
+        script call.
         """
         queue_name = message.labels.get("queue_name")
         if queue_name is not None:

@@ -1,4 +1,4 @@
-"""Batcher: concurrent requests share calls, each caller gets its own reply."""
+"""Batcher: a lone request goes at once; requests behind a call share the next one."""
 
 from __future__ import annotations
 
@@ -25,14 +25,18 @@ class Recorder:
         return [ValueError(f"bad {item}") if item < 0 else item * 10 for item in items]
 
 
-async def test_requests_made_together_share_one_call_per_key() -> None:
+async def test_a_lone_request_goes_at_once_and_those_behind_it_share_one_call() -> None:
     recorder = Recorder()
+    recorder.gate.clear()
     batcher: Batcher[str, int, int] = Batcher(recorder.send, limit=100)
-    replies = await asyncio.gather(
+    together = asyncio.gather(
         *(batcher.submit("a", n) for n in range(5)), batcher.submit("b", 9)
     )
-    assert replies == [0, 10, 20, 30, 40, 90]
-    assert sorted(recorder.batches) == [("a", [0, 1, 2, 3, 4]), ("b", [9])]
+    await asyncio.sleep(0.01)
+    assert sorted(recorder.batches) == [("a", [0]), ("b", [9])]  # one call per key
+    recorder.gate.set()
+    assert await together == [0, 10, 20, 30, 40, 90]
+    assert sorted(recorder.batches) == [("a", [0]), ("a", [1, 2, 3, 4]), ("b", [9])]
 
 
 async def test_requests_made_while_a_call_is_in_flight_go_in_the_next_one() -> None:
@@ -59,12 +63,37 @@ async def test_a_failed_item_fails_only_its_caller() -> None:
 
 
 async def test_a_failed_call_fails_every_caller_in_it_and_the_next_call_works() -> None:
-    batcher: Batcher[str, int, int] = Batcher(Recorder().send, limit=10)
-    replies = await asyncio.gather(
+    recorder = Recorder()
+    recorder.gate.clear()
+    batcher: Batcher[str, int, int] = Batcher(recorder.send, limit=10)
+    first = asyncio.ensure_future(batcher.submit("a", 0))
+    await asyncio.sleep(0.01)
+    failing = asyncio.gather(
         batcher.submit("a", 1), batcher.submit("a", -1), return_exceptions=True
     )
-    assert all(isinstance(reply, RuntimeError) for reply in replies)
+    await asyncio.sleep(0.01)
+    recorder.gate.set()
+    assert await first == 0
+    assert all(isinstance(reply, RuntimeError) for reply in await failing)
     assert await batcher.submit("a", 2) == 20
+
+
+async def test_cancelling_the_caller_that_sends_leaves_the_others_to_their_call() -> (
+    None
+):
+    recorder = Recorder()
+    recorder.gate.clear()
+    batcher: Batcher[str, int, int] = Batcher(recorder.send, limit=10)
+    first = asyncio.ensure_future(batcher.submit("a", 1))
+    await asyncio.sleep(0.01)
+    second = asyncio.ensure_future(batcher.submit("a", 2))
+    await asyncio.sleep(0.01)
+    first.cancel()
+    await asyncio.sleep(0.01)
+    recorder.gate.set()
+    assert await second == 20
+    assert first.cancelled()
+    assert recorder.batches == [("a", [1]), ("a", [2])]
 
 
 async def test_a_request_cancelled_before_its_call_is_not_sent() -> None:
