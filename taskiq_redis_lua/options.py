@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import uuid
 from typing import Any
 
 
@@ -78,9 +79,16 @@ def stream_id(name: str, value: Any, *, also: tuple[str, ...] = ()) -> str:
     raise ValueError(f"{name} must be a stream id ({accepted}), got {value!r}")
 
 
-def optional_name(name: str, value: Any) -> str | None:
-    """Return ``value`` if it is None or a non-empty string."""
-    return None if value is None else queue_name(name, value)
+def consumer_name(name: str, value: Any) -> str:
+    """Return ``value`` as a consumer name; a random one when it is None or empty.
+
+    A number (such as a process id) is used as its digits, as taskiq-redis did.
+    """
+    if value is None or value == "":
+        return str(uuid.uuid4())
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return queue_name(name, value)
 
 
 def serializer(name: str, value: Any) -> Any:

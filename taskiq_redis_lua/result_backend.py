@@ -91,7 +91,8 @@ class _ResultBackend(AsyncResultBackend[_ReturnType]):
             result_px_time,
             expire_results=options.flag("expire_results", expire_results),
         )
-        options.optional_name("prefix_str", prefix_str)
+        if prefix_str is not None and not isinstance(prefix_str, str):
+            raise ValueError(f"prefix_str must be a string or None, got {prefix_str!r}")
         self.ready_wait = options.non_negative_seconds("ready_wait", ready_wait)
         self.endpoint = connect()
         timeout = self.endpoint.socket_timeout

@@ -149,9 +149,7 @@ class _StreamBroker(DecodesOnce, AsyncBroker):
         self.consumer_group_name = options.queue_name(
             "consumer_group_name", consumer_group_name
         )
-        self.consumer_name = options.optional_name(
-            "consumer_name", consumer_name
-        ) or str(uuid.uuid4())
+        self.consumer_name = options.consumer_name("consumer_name", consumer_name)
         self.consumer_id = options.stream_id("consumer_id", consumer_id)
         self.mkstream = options.flag("mkstream", mkstream)
         if xread_block == 0:

@@ -258,7 +258,8 @@ def sentinel(
         sentinel_kwargs=dict(sentinel_kwargs) if sentinel_kwargs is not None else None,
         **options,
     )
-    connection_class = (
+    # A connection_class of the caller's own wins (without the reconnect fix).
+    connection_class = options.get("connection_class") or (
         _AsksSentinelsOnReconnectTLS
         if options.get("ssl")
         else _AsksSentinelsOnReconnect

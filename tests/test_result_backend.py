@@ -257,6 +257,17 @@ async def test_prefix_str_names_the_keys(
         await other.get_result(unique)
 
 
+async def test_an_empty_prefix_str_gives_keys_of_their_own(
+    make_backend: MakeBackend, endpoint: topo.Endpoint, unique: str
+) -> None:
+    backend = make_backend(prefix_str="")  # taskiq-redis took it too
+    await backend.set_result(unique, success(1))
+    assert await endpoint.client.exists(f":{{{unique}}}") == 1
+    assert (await backend.get_result(unique)).return_value == 1
+    with pytest.raises(ResultIsMissingError):
+        await make_backend().get_result(unique)
+
+
 async def test_the_backend_works_without_startup_and_after_script_flush(
     make_backend: MakeBackend, endpoint: topo.Endpoint, unique: str
 ) -> None:
@@ -317,7 +328,6 @@ async def test_a_taskiq_task_result_goes_through_the_backend(
         ({"result_ex_time": 1.5}, ValueError),
         ({"expire_results": False, "result_ex_time": 10}, ValueError),
         ({"prefix_str": 7}, ValueError),
-        ({"prefix_str": ""}, ValueError),
         ({"keep_results": "no"}, ValueError),
         ({"expire_results": None}, ValueError),
         ({"serializer": "json"}, ValueError),

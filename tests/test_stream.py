@@ -392,7 +392,7 @@ async def test_additional_streams_in_other_slots_are_read_too(
         ({"xread_block": 0}, "block forever"),
         ({"xread_count": 100_000}, "at most 10000"),
         ({"unacknowledged_batch_size": 10**9}, "at most 10000"),
-        ({"consumer_name": ""}, "consumer_name"),
+        ({"consumer_name": ["w"]}, "consumer_name"),
         ({"consumer_id": "latest"}, "consumer_id must be a stream id"),
         ({"consumer_id": -1}, "consumer_id"),
         ({"additional_streams": ["other"]}, "additional_streams must map"),
@@ -455,3 +455,16 @@ def test_a_pool_too_small_for_the_reads_is_refused(single_redis: LocalTopology) 
         RedisStreamBroker(
             single_redis.url, max_connection_pool_size=3, additional_streams={"b": ">"}
         )
+
+
+@pytest.mark.parametrize(
+    ("given", "named"), [(None, None), ("", None), (4242, "4242"), ("w-1", "w-1")]
+)
+def test_consumer_name_takes_what_taskiq_redis_took(
+    single_redis: LocalTopology, given: Any, named: str | None
+) -> None:
+    broker = RedisStreamBroker(single_redis.url, consumer_name=given)
+    if named is None:
+        assert len(broker.consumer_name) == 36  # a fresh uuid
+    else:
+        assert broker.consumer_name == named
