@@ -25,6 +25,7 @@ from taskiq_redis_lua import topology as topo
 from taskiq_redis_lua.local_redis import Kind, LocalTopology
 
 from .listening import Listen, Listener
+from .worker_process import Worker
 
 KINDS: list[Kind] = ["single", "cluster", "sentinel"]
 OpenEndpoint = Callable[..., topo.Endpoint]
@@ -140,3 +141,12 @@ async def listen() -> AsyncIterator[Listen]:
 def unique() -> str:
     """A fresh name, so that tests never share keys."""
     return f"t-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def workers() -> Iterator[list[Worker]]:
+    """``taskiq worker`` processes a test starts; all stopped after it."""
+    started: list[Worker] = []
+    yield started
+    for worker in started:
+        worker.stop()

@@ -30,7 +30,13 @@ from taskiq_redis_lua import (
 from taskiq_redis_lua.local_redis import LocalTopology, RedisProcess
 
 from .listening import Listener, send
-from .worker_process import Worker, app_environment, forget_app, import_app
+from .worker_process import (
+    Worker,
+    executions,
+    forget_app,
+    import_app,
+    start_worker,
+)
 
 DURABLE = ("--appendonly", "yes", "--appendfsync", "always")
 TASKS = 150
@@ -89,31 +95,6 @@ async def app(
     yield module
     await module.broker.shutdown()
     forget_app()
-
-
-@pytest.fixture
-def workers() -> Iterator[list[Worker]]:
-    started: list[Worker] = []
-    yield started
-    for worker in started:
-        worker.stop()
-
-
-def start_worker(
-    workers: list[Worker], app: ModuleType, target: LocalTopology, tmp_path: Path
-) -> Worker:
-    environment = app_environment(target, app.QUEUE, app.FAMILY)
-    log = tmp_path / f"worker-{len(workers)}.log"
-    worker = Worker(
-        "tests.apps.worker_app:broker", environment, log, "--max-async-tasks", "20"
-    )
-    workers.append(worker)
-    return worker
-
-
-async def executions(app: ModuleType) -> list[int]:
-    raw = await app.results.endpoint.client.lrange(app.EXECUTIONS, 0, -1)
-    return [int(item) for item in raw]
 
 
 async def wait_for_executions(app: ModuleType, count: int, worker: Worker) -> None:

@@ -13,7 +13,14 @@ import pytest
 
 from taskiq_redis_lua.local_redis import LocalTopology
 
-from .worker_process import Worker, app_environment, forget_app, import_app
+from .worker_process import (
+    Worker,
+    app_environment,
+    executions,
+    forget_app,
+    import_app,
+    start_worker,
+)
 
 APP = "tests.apps.worker_app:broker"
 
@@ -42,29 +49,6 @@ async def client_app(app: ModuleType) -> AsyncIterator[ModuleType]:
     await app.broker.startup()
     yield app
     await app.broker.shutdown()
-
-
-@pytest.fixture
-def workers() -> Iterator[list[Worker]]:
-    started: list[Worker] = []
-    yield started
-    for worker in started:
-        worker.stop()
-
-
-def start_worker(
-    workers: list[Worker], app: ModuleType, topology: LocalTopology, tmp_path: Path
-) -> Worker:
-    log = tmp_path / f"worker-{len(workers)}.log"
-    environment = app_environment(topology, app.QUEUE, app.FAMILY)
-    worker = Worker(APP, environment, log, "--max-async-tasks", "20")
-    workers.append(worker)
-    return worker
-
-
-async def executions(app: ModuleType) -> list[int]:
-    raw = await app.results.endpoint.client.lrange(app.EXECUTIONS, 0, -1)
-    return [int(item) for item in raw]
 
 
 async def test_a_worker_killed_mid_run_loses_nothing(

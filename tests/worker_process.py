@@ -101,3 +101,20 @@ class Worker:
     def output(self) -> str:
         """Return what the worker printed so far."""
         return self.log_path.read_text(errors="replace")
+
+
+def start_worker(
+    workers: list[Worker], app: ModuleType, target: LocalTopology, tmp_path: Path
+) -> Worker:
+    """Start ``taskiq worker`` on the test app's queue; ``workers`` stops it later."""
+    environment = app_environment(target, app.QUEUE, app.FAMILY)
+    log = tmp_path / f"worker-{len(workers)}.log"
+    worker = Worker(f"{APP_MODULE}:broker", environment, log, "--max-async-tasks", "20")
+    workers.append(worker)
+    return worker
+
+
+async def executions(app: ModuleType) -> list[int]:
+    """The numbers of the test app's task executions so far, in order."""
+    raw = await app.results.endpoint.client.lrange(app.EXECUTIONS, 0, -1)
+    return [int(item) for item in raw]
