@@ -115,17 +115,33 @@ async def all_results(tasks: list[Any], worker: Worker) -> list[Any]:
     return [result.return_value for result in results]
 
 
+async def break_mid_run(
+    app: ModuleType,
+    target: LocalTopology,
+    breaking: Callable[[], Awaitable[None]],
+    workers: list[Worker],
+    tmp_path: Path,
+) -> Worker:
+    """Send tasks, start a worker, run ``breaking`` a third of the way in; every
+    task must come back with its right result. Return the worker."""
+    tasks = [await app.record.kiq(n, pause=0.02) for n in range(TASKS)]
+    worker = start_worker(workers, app, target, tmp_path)
+    await wait_for_executions(app, TASKS // 3, worker)
+    await breaking()
+    assert await all_results(tasks, worker) == [2 * n for n in range(TASKS)]
+    return worker
+
+
 async def test_a_redis_crash_and_restart_mid_run_loses_no_task(
     app: ModuleType,
     durable: DurableRedis,
     workers: list[Worker],
     tmp_path: Path,
 ) -> None:
-    tasks = [await app.record.kiq(n, pause=0.02) for n in range(TASKS)]
-    worker = start_worker(workers, app, durable.topology, tmp_path)
-    await wait_for_executions(app, TASKS // 3, worker)
-    await durable.crash_and_restart(down=1.0)
-    assert await all_results(tasks, worker) == [2 * n for n in range(TASKS)]
+    async def crash() -> None:
+        await durable.crash_and_restart(down=1.0)
+
+    worker = await break_mid_run(app, durable.topology, crash, workers, tmp_path)
     assert sorted(set(await executions(app))) == list(range(TASKS))
     assert worker.process.poll() is None, worker.output()  # reconnected by itself
 
@@ -136,14 +152,13 @@ async def test_script_flush_mid_run_loses_no_task(
     workers: list[Worker],
     tmp_path: Path,
 ) -> None:
-    tasks = [await app.record.kiq(n, pause=0.02) for n in range(TASKS)]
-    worker = start_worker(workers, app, durable.topology, tmp_path)
-    await wait_for_executions(app, TASKS // 3, worker)
-    with durable.process.client() as admin:
-        for _ in range(5):
-            admin.script_flush()
-            await asyncio.sleep(0.1)
-    assert await all_results(tasks, worker) == [2 * n for n in range(TASKS)]
+    async def flush() -> None:
+        with durable.process.client() as admin:
+            for _ in range(5):
+                admin.script_flush()
+                await asyncio.sleep(0.1)
+
+    await break_mid_run(app, durable.topology, flush, workers, tmp_path)
     assert sorted(set(await executions(app))) == list(range(TASKS))
 
 
@@ -290,14 +305,16 @@ async def fail_over_mid_run(
     broker, result backend and schedule source carry on on the new primary."""
     await app.broker.startup()
     try:
-        tasks = [await app.record.kiq(n, pause=0.02) for n in range(TASKS)]
         await app.source.add_schedule(every_minute("before"))
-        worker = start_worker(workers, app, target, tmp_path)
-        await wait_for_executions(app, TASKS // 3, worker)
-        with primary.client() as connection:
-            settle_writes(connection)
-        await fail_over()
-        assert await all_results(tasks, worker) == [2 * n for n in range(TASKS)]
+
+        async def settle_and_fail_over() -> None:
+            with primary.client() as connection:
+                settle_writes(connection)
+            await fail_over()
+
+        worker = await break_mid_run(
+            app, target, settle_and_fail_over, workers, tmp_path
+        )
         assert worker.process.poll() is None, worker.output()
         await app.source.add_schedule(every_minute("after"))
         listed = sorted(item.schedule_id for item in await app.source.get_schedules())
