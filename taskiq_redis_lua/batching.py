@@ -48,7 +48,7 @@ class _Lane(Generic[Item, Reply]):
 #: How long an ack waits for others to share its call (seconds). The message stays
 #: held that much longer; a worker finishing thousands of tasks a second makes a
 #: few hundred ack calls instead of thousands.
-ACK_LINGER = 0.005
+ACK_LINGER = 0.002
 #: How long a result write waits for others when writes are already queued.
 BUSY_LINGER = 0.005
 

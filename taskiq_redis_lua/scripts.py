@@ -17,8 +17,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
 
+from taskiq_redis_lua import wire
 from taskiq_redis_lua.backoff import RETRYABLE
 from taskiq_redis_lua.exceptions import (
     ScriptHeaderError,
@@ -27,7 +29,7 @@ from taskiq_redis_lua.exceptions import (
 )
 from taskiq_redis_lua.topology import Client
 
-Arg = str | bytes | int | float
+Arg = wire.Arg
 
 _SHEBANG = re.compile(r"^#!lua(?:[ \t]+flags=([\w,-]+))?[ \t]*$")
 _TITLE = re.compile(r"^--\[\[\s*([\w-]+):\s*(\S.*)$")
@@ -242,6 +244,10 @@ async def _pipelined(
     item: Script,
     calls: Sequence[tuple[Sequence[str], Sequence[Arg]]],
 ) -> list[Any]:
+    if isinstance(client, Redis):
+        return await wire.exchange(
+            client, wire.pack_evalsha(item.sha, calls), len(calls)
+        )
     pipe = client.pipeline(transaction=False)
     for keys, args in calls:
         pipe.execute_command("EVALSHA", item.sha, len(keys), *keys, *args)
@@ -280,4 +286,11 @@ async def run(
 async def _evalsha(
     client: Client, item: Script, keys: Sequence[str], args: Sequence[Arg]
 ) -> Any:
-    return await client.evalsha(item.sha, len(keys), *keys, *args)
+    if not isinstance(client, Redis):
+        return await client.evalsha(item.sha, len(keys), *keys, *args)
+    (reply,) = await wire.exchange(
+        client, wire.pack_evalsha(item.sha, [(keys, args)]), 1
+    )
+    if isinstance(reply, ResponseError):
+        raise reply
+    return reply
