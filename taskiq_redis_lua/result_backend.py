@@ -71,6 +71,11 @@ def _result_ttl_ms(
     return DEFAULT_RESULT_TTL_SECONDS * 1000 if expire_results else 0
 
 
+def _watch_key_of(result_key: str) -> str:
+    """Return the key a waiting reader watches (see watch.lua)."""
+    return result_key + ":watch"
+
+
 class _ResultBackend(AsyncResultBackend[_ReturnType]):
     """The result backend. The public classes differ only in how they connect."""
 
@@ -126,7 +131,7 @@ class _ResultBackend(AsyncResultBackend[_ReturnType]):
         return result_keys(self.prefix_str, task_id)
 
     def _watch_key(self, task_id: str) -> str:
-        return self._keys(task_id)[0] + ":watch"
+        return _watch_key_of(self._keys(task_id)[0])
 
     def _dump(
         self, what: str, task_id: str, model: TaskiqResult[Any] | TaskProgress[Any]
@@ -168,8 +173,9 @@ class _ResultBackend(AsyncResultBackend[_ReturnType]):
         """Store results given at the same time in one pipeline."""
         ttl = self._ttl_ms
         calls = [
-            ((*self._keys(task_id), self._watch_key(task_id)), (value, ttl))
+            ((result, progress, _watch_key_of(result)), (value, ttl))
             for task_id, value in results
+            for result, progress in [self._keys(task_id)]
         ]
         # Storing is idempotent, so a whole pipeline may be sent again after an
         # outage; a worker that gave up too soon would ack a task without a result.
