@@ -20,9 +20,11 @@ from datetime import datetime, timezone
 from functools import partial
 from typing import Any, TypeVar
 
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 from taskiq import AckableMessage, AsyncBroker, AsyncResultBackend, BrokerMessage
 
-from taskiq_redis_lua import labels, options, scripts, topology
+from taskiq_redis_lua import labels, options, scripts, topology, wire
 from taskiq_redis_lua.backoff import (
     RETRYABLE,
     Backoff,
@@ -136,22 +138,27 @@ class _Waiter:
         if due_ms >= 0 and (self.due_ms is None or due_ms < self.due_ms):
             self.due_ms = due_ms
 
+    def _heard(self, popped: _Popped) -> list[_Delivery]:
+        """Take in what a pop said; return what it handed out (maybe nothing)."""
+        self.clock_offset = popped.now_ms / 1000 - time.monotonic()
+        self.due_ms = None  # handing out, the pop passed it on with the marker
+        if not popped.deliveries:
+            self._learn(popped.next_due_ms)
+        return popped.deliveries
+
     async def next_batch(self, count: int) -> list[_Delivery]:
         """Wait until the queue hands this worker at least one (at most ``count``)."""
         backoff = Backoff(f"listening on {self.queue.queue_name}", logger)
         look = True
         quiet_waits = 0
         while True:
+            popped: _Popped | None = None
             try:
                 if look:
                     popped = await self.queue._pop(count)
                     backoff.succeeded()
-                    self.clock_offset = popped.now_ms / 1000 - time.monotonic()
-                    if popped.deliveries:
-                        self.due_ms = None  # the pop passed it on with the marker
-                        return popped.deliveries
-                    self.due_ms = None
-                    self._learn(popped.next_due_ms)
+                    if handed := self._heard(popped):
+                        return handed
                     quiet_waits = 0
                 timeout = self.queue.block_timeout
                 if self.due_ms is not None:
@@ -159,16 +166,27 @@ class _Waiter:
                 if timeout <= _NOW:
                     look = True
                     continue
-                woke = await self.client.bzpopmin([self.marker], timeout=timeout)
+                if isinstance(self.client, Redis):
+                    woke, popped = await self.queue._block_then_pop(
+                        self.client, timeout, count
+                    )
+                else:  # a cluster client: the pop follows when the wait ends
+                    woke, popped = (
+                        await self.client.bzpopmin([self.marker], timeout),
+                        None,
+                    )
                 backoff.succeeded()
             except RETRYABLE as error:
                 await backoff.failed(error)
                 look = True
                 continue
-            if woke:
+            if popped is not None:  # it ran after the wait: what it says is newest
+                if handed := self._heard(popped):
+                    return handed
+            elif woke:
                 self._learn(int(float(woke[2])))
             due = self.due_ms is not None and self._seconds_until(self.due_ms) <= _NOW
-            quiet_waits = 0 if woke else quiet_waits + 1
+            quiet_waits = 0 if woke or popped is not None else quiet_waits + 1
             look = due or quiet_waits >= _QUIET_WAITS_BEFORE_LOOKING
 
     async def pass_on(self) -> None:
@@ -324,31 +342,33 @@ class _ListQueue(DecodesOnce, AsyncBroker):
             await _bounded(self._release(self._holdings.fetched_items()))
             await _bounded(waiter.pass_on())
 
+    def _pop_call(self, count: int) -> tuple[list[str], list[scripts.Arg]]:
+        """Return the keys and arguments of the pop script for ``count`` messages."""
+        keys = self._keys
+        return (
+            [
+                keys.ready,
+                keys.delayed,
+                keys.inflight,
+                keys.msgs,
+                keys.deliveries,
+                keys.dead,
+                keys.reasons,
+                keys.marker,
+            ],
+            [
+                round(self.visibility_timeout * 1000),
+                count,
+                self.max_deliveries,
+                _PROMOTE_LIMIT,
+                self.max_dead_letters,
+            ],
+        )
+
     async def _pop(self, count: int) -> _Popped:
         """Run the pop script; if cancelled meanwhile, give its messages back."""
-        keys = self._keys
         call = asyncio.ensure_future(
-            scripts.run(
-                self.endpoint.client,
-                _POP,
-                [
-                    keys.ready,
-                    keys.delayed,
-                    keys.inflight,
-                    keys.msgs,
-                    keys.deliveries,
-                    keys.dead,
-                    keys.reasons,
-                    keys.marker,
-                ],
-                [
-                    round(self.visibility_timeout * 1000),
-                    count,
-                    self.max_deliveries,
-                    _PROMOTE_LIMIT,
-                    self.max_dead_letters,
-                ],
-            )
+            scripts.run(self.endpoint.client, _POP, *self._pop_call(count))
         )
         try:
             reply = await asyncio.shield(call)
@@ -357,6 +377,30 @@ class _ListQueue(DecodesOnce, AsyncBroker):
                 self._take(await call)  # held and fetched: listen() gives them back
             raise
         return self._take(reply)
+
+    async def _block_then_pop(
+        self, client: Redis, timeout: float, count: int
+    ) -> tuple[Any, _Popped | None]:
+        """BZPOPMIN on the marker with the pop script behind it in the same write.
+
+        Redis runs the pop as soon as the wait ends, so a woken worker has its
+        messages without a second round trip. Returns the BZPOPMIN reply and the
+        pop's outcome (None when the script was not loaded: the next look loads
+        it). Cancelled in the instant between the two replies, a popped batch
+        comes back when its lease runs out.
+        """
+        keys, args = self._pop_call(count)
+        packed = wire.pack_command("BZPOPMIN", self._keys.marker, timeout)
+        packed += wire.pack_evalsha(_POP.sha, [(keys, args)])
+        woke, reply = await wire.exchange(client, packed, 2)
+        if isinstance(woke, Exception):
+            raise woke
+        if isinstance(reply, NoScriptError):
+            return woke, None
+        reply = scripts.reply_or_error(_POP, reply)
+        if isinstance(reply, Exception):
+            raise reply
+        return woke, self._take(reply)
 
     def _take(self, reply: Sequence[Any]) -> _Popped:
         now_ms, next_due_ms, handed, buried = reply

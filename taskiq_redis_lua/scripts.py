@@ -194,7 +194,7 @@ def _check_keys(item: Script, keys: Sequence[str]) -> None:
         )
 
 
-def _reply_or_error(item: Script, reply: Any) -> Any:
+def reply_or_error(item: Script, reply: Any) -> Any:
     """Turn a reply the header declares as an error into ScriptReplyError."""
     if isinstance(reply, ResponseError):
         refusal = _ERROR_REPLY.match(str(reply))
@@ -236,7 +236,7 @@ async def run_many(
         # each of its replies; callers retry outages only when they are raised.
         if isinstance(reply, RETRYABLE):
             raise reply
-    return [_reply_or_error(item, reply) for reply in replies]
+    return [reply_or_error(item, reply) for reply in replies]
 
 
 async def _pipelined(
@@ -273,11 +273,11 @@ async def run(
             await load(client, [item])
             reply = await _evalsha(client, item, keys, args)
     except ResponseError as error:
-        refusal = _reply_or_error(item, error)
+        refusal = reply_or_error(item, error)
         if refusal is error:
             raise
         raise refusal from error
-    refusal = _reply_or_error(item, reply)
+    refusal = reply_or_error(item, reply)
     if isinstance(refusal, ScriptReplyError):
         raise refusal
     return reply

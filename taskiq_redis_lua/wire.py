@@ -1,11 +1,11 @@
-"""Script calls written straight to one pooled connection of a single-node client.
+"""Hot-path commands written straight to one pooled connection of a single-node client.
 
 redis-py's ``execute_command`` and ``Pipeline`` do a lot of bookkeeping per command
 (metrics, deprecation wrappers, response callbacks, a timeout context per reply);
 for the hot path's ``EVALSHA`` calls that costs the worker more CPU than Redis spends
-running the scripts. :func:`pack_evalsha` writes the calls in the Redis protocol
-itself and :func:`exchange` sends them in one write and reads the replies in order,
-under the connection's own retry policy and socket timeout. It is for
+running the scripts. :func:`pack_evalsha` and :func:`pack_command` write commands in
+the Redis protocol; :func:`exchange` sends them in one write and reads the replies
+in order, under the connection's own retry policy and socket timeout. It is for
 :class:`redis.asyncio.Redis` clients (single node and Sentinel); a cluster client
 routes by slot and keeps redis-py's pipeline.
 """
@@ -38,6 +38,11 @@ def _bulk(arg: Arg) -> bytes:
         # redis-py refuses bools and other types too; say which argument it was.
         raise TypeError(f"a Redis argument must be str, bytes, int or float: {arg!r}")
     return b"$%d\r\n%b\r\n" % (len(data), data)
+
+
+def pack_command(*args: Arg) -> bytes:
+    """Return one command in RESP."""
+    return b"*%d\r\n%b" % (len(args), b"".join(map(_bulk, args)))
 
 
 @cache
