@@ -171,10 +171,8 @@ class _Waiter:
                         self.client, timeout, count
                     )
                 else:  # a cluster client: the pop follows when the wait ends
-                    woke, popped = (
-                        await self.client.bzpopmin([self.marker], timeout),
-                        None,
-                    )
+                    woke = await self.client.bzpopmin([self.marker], timeout)
+                    popped = None
                 backoff.succeeded()
             except RETRYABLE as error:
                 await backoff.failed(error)
