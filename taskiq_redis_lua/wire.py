@@ -1,4 +1,4 @@
-"""Hot-path commands written straight to one pooled connection of a single-node client.
+"""Hot-path commands written straight to one pooled connection of a non-cluster client.
 
 redis-py's ``execute_command`` and ``Pipeline`` do a lot of bookkeeping per command
 (metrics, deprecation wrappers, response callbacks, a timeout context per reply);
