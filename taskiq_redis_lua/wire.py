@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sys
 from collections.abc import Sequence
 from functools import cache
 from typing import Any
@@ -21,6 +22,11 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+if sys.version_info >= (3, 11):
+    from asyncio import timeout
+else:  # redis-py depends on async-timeout before Python 3.11.3
+    from async_timeout import timeout  # type: ignore[import-not-found,unused-ignore]
 
 Arg = str | bytes | int | float
 
@@ -78,27 +84,27 @@ async def exchange(client: Redis, packed: bytes, count: int) -> list[Any]:
     pool = client.connection_pool
     connection = await pool.get_connection()  # type: ignore[no-untyped-call]
 
-    async def read_one(timeout: float | None) -> Any:
+    async def read_one() -> Any:
         try:
-            return await connection.read_response(timeout=timeout)
+            return await connection.read_response(timeout=math.inf)
         except ResponseError as error:
             return error
 
     async def once() -> list[Any]:
-        await connection.send_packed_command(packed)
-        replies = [await read_one(None)]  # waits as long as the socket timeout says
-        if count > 1:
-            # The rest follow at once: one timer for them all, not one per reply.
-            try:
-                replies += await asyncio.wait_for(
-                    read_rest(), connection.socket_timeout
-                )
-            except asyncio.TimeoutError as error:
-                raise RedisTimeoutError("Timeout reading replies") from error
-        return replies
-
-    async def read_rest() -> list[Any]:
-        return [await read_one(math.inf) for _ in range(count - 1)]
+        # One timer for the write and every reply. redis-py would run the write
+        # in a task of its own under asyncio.wait_for whenever the connection has
+        # a socket timeout; the outer timer bounds it instead.
+        socket_timeout = connection.socket_timeout
+        try:
+            async with timeout(socket_timeout):
+                connection.socket_timeout = None
+                try:
+                    await connection.send_packed_command(packed)
+                finally:
+                    connection.socket_timeout = socket_timeout
+                return [await read_one() for _ in range(count)]
+        except asyncio.TimeoutError as error:
+            raise RedisTimeoutError("Timeout talking to Redis") from error
 
     async def reset(_: Exception) -> None:
         await connection.disconnect()

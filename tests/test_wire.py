@@ -8,7 +8,10 @@ from typing import cast
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from taskiq_redis_lua import topology as topo
 from taskiq_redis_lua import wire
@@ -113,3 +116,19 @@ async def test_an_error_reply_does_not_stop_the_replies_after_it(plain: Redis) -
     assert isinstance(first, ResponseError)
     assert "TRL_NOPE x" in str(first)
     assert second == [b"y"]
+
+
+async def test_a_reply_slower_than_the_socket_timeout_fails_and_is_never_read_later(
+    topology: LocalTopology, open_endpoint: OpenEndpoint
+) -> None:
+    if topology.kind == "cluster":
+        pytest.skip("cluster clients route by slot through redis-py's pipeline")
+    client = open_endpoint(topology, socket_timeout=0.2, retry=Retry(NoBackoff(), 0))
+    assert isinstance(client.client, Redis)
+    spin = await client.client.script_load(SPIN)
+    began = asyncio.get_running_loop().time()
+    with pytest.raises(RedisTimeoutError):
+        await call(client.client, spin, 500_000, "late")
+    assert asyncio.get_running_loop().time() - began < 0.45
+    await asyncio.sleep(0.4)  # the script ends; its reply must not be read as ours
+    assert await call(client.client, spin, 0, "mine") == [b"mine"]
