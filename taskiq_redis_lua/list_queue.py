@@ -655,7 +655,8 @@ class ListQueueBroker(_ListQueue):
         :param task_id_generator: custom task id generator.
         :param result_backend: result backend (or use ``with_result_backend``).
         :param queue_name: the queue to send to and listen on.
-        :param max_connection_pool_size: cap on the connection pool (None: no cap).
+        :param max_connection_pool_size: cap on the connection pool (None:
+            redis-py's default, 100 in redis-py 8).
             A worker holds one connection while it waits, so allow at least two.
         :param visibility_timeout: seconds a handed-out message stays leased before
             it goes to another worker. A living worker renews the leases of what it

@@ -275,7 +275,8 @@ class RedisAsyncResultBackend(_ResultBackend[_ReturnType]):
         :param keep_results: False deletes a result (and its progress) once read.
         :param result_ex_time: results expire after this many seconds.
         :param result_px_time: results expire after this many milliseconds.
-        :param max_connection_pool_size: cap on the connection pool (None: no cap).
+        :param max_connection_pool_size: cap on the connection pool (None:
+            redis-py's default, 100 in redis-py 8).
         :param serializer: defaults to JSON; pass a pickle serializer only if you
             trust everyone who can write to this Redis.
         :param prefix_str: prefix of the result keys.

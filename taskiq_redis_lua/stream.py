@@ -783,7 +783,7 @@ class RedisStreamBroker(_StreamBroker):
         task_id_generator: Callable[[], str] | None = None,
         max_deliveries: int = 5,
         delete_on_ack: bool = True,
-        claim_interval: float = 1.0,
+        claim_interval: float = 2.0,
         max_dead_letters: int = 10_000,
         **connection_kwargs: Any,
     ) -> None:
@@ -812,7 +812,9 @@ class RedisStreamBroker(_StreamBroker):
         :param max_deliveries: deliveries without an ack before an entry becomes a
             dead letter.
         :param delete_on_ack: delete acked entries that no other group still needs.
-        :param claim_interval: seconds between claims (and delayed-message checks).
+        :param claim_interval: seconds between claims (and delayed-message checks):
+            delays are honoured to about this; an idle worker makes one claim call
+            per interval.
         :param max_dead_letters: dead letters kept per group, approximately.
         :param connection_kwargs: passed to redis-py's ``BlockingConnectionPool``.
         """
@@ -849,7 +851,7 @@ class RedisStreamClusterBroker(_StreamBroker):
         task_id_generator: Callable[[], str] | None = None,
         max_deliveries: int = 5,
         delete_on_ack: bool = True,
-        claim_interval: float = 1.0,
+        claim_interval: float = 2.0,
         max_dead_letters: int = 10_000,
         **connection_kwargs: Any,
     ) -> None:
@@ -894,7 +896,7 @@ class RedisStreamSentinelBroker(_StreamBroker):
         task_id_generator: Callable[[], str] | None = None,
         max_deliveries: int = 5,
         delete_on_ack: bool = True,
-        claim_interval: float = 1.0,
+        claim_interval: float = 2.0,
         max_dead_letters: int = 10_000,
         **connection_kwargs: Any,
     ) -> None:

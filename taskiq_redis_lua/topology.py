@@ -142,7 +142,8 @@ def single_node(
 ) -> Endpoint:
     """Connect to one Redis server through a ``BlockingConnectionPool``.
 
-    As in taskiq-redis, ``max_connection_pool_size`` caps the pool (None: no cap)
+    As in taskiq-redis, ``max_connection_pool_size`` caps the pool (None: redis-py's
+    default, 100 connections in redis-py 8)
     and extra keyword arguments such as ``timeout`` (seconds to wait for a free
     connection) go to the pool and its connections.
     """
