@@ -101,7 +101,8 @@ async def exchange(client: Redis, packed: bytes, count: int) -> list[Any]:
                 try:
                     await connection.send_packed_command(packed)
                 finally:
-                    connection.socket_timeout = socket_timeout
+                    if connection.socket_timeout is None:  # unless redis-py set one
+                        connection.socket_timeout = socket_timeout
                 return [await read_one() for _ in range(count)]
         except asyncio.TimeoutError as error:
             raise RedisTimeoutError("Timeout talking to Redis") from error
