@@ -106,6 +106,7 @@ def measures(config: Config) -> list[Measure]:
             Measure(f"e2e_{tag}_rate", f"tasks/s e2e, {text}", "e2e", VARIANTS),
             Measure(f"e2e_{tag}_frac", "  fraction of ceiling", "e2e", VARIANTS),
             Measure(f"e2e_{tag}_cpu", "  worker CPU µs/task", "e2e", VARIANTS),
+            Measure(f"e2e_{tag}_cpux", "  worker CPU / ceiling's", "e2e", VARIANTS),
             Measure(f"e2e_{tag}_redis", "  Redis CPU µs/task", "e2e", VARIANTS, True),
         ]
     rows += [
@@ -693,13 +694,18 @@ RUNNERS: dict[str, Callable[[Bench], Awaitable[None]]] = {
 
 
 def derive(results: Results) -> None:
-    """Fractions of the ceiling per repetition, and the pop cost ratio."""
+    """Rates and CPU against the ceiling's of the same repetition; pop cost ratio.
+
+    Absolute figures swing between runs on a shared machine; a ratio to the ceiling
+    measured moments apart swings less.
+    """
     for tag in ("res", "bare"):
-        rates = results.samples.get(f"e2e_{tag}_rate", {})
-        ceiling = rates.get("ceiling", [])
-        for variant, values in rates.items():
-            for value, top in zip(values, ceiling, strict=False):
-                results.add(f"e2e_{tag}_frac", variant, value / top)
+        for measured, derived in (("rate", "frac"), ("cpu", "cpux")):
+            samples = results.samples.get(f"e2e_{tag}_{measured}", {})
+            ceiling = samples.get("ceiling", [])
+            for variant, values in samples.items():
+                for value, top in zip(values, ceiling, strict=False):
+                    results.add(f"e2e_{tag}_{derived}", variant, value / top)
     for variant in LISTS:
         small = results.samples.get("pop_small", {}).get(variant)
         large = results.samples.get("pop_large", {}).get(variant)
