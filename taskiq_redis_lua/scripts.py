@@ -288,9 +288,7 @@ async def _evalsha(
 ) -> Any:
     if not isinstance(client, Redis):
         return await client.evalsha(item.sha, len(keys), *keys, *args)
-    (reply,) = await wire.exchange(
-        client, wire.pack_evalsha(item.sha, [(keys, args)]), 1
-    )
+    (reply,) = await _pipelined(client, item, [(keys, args)])
     if isinstance(reply, ResponseError):
         raise reply
     return reply
