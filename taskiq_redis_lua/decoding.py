@@ -1,14 +1,16 @@
-"""Decoding each received message once.
+"""Admission: what a worker could not run is dead-lettered, and decoded only once.
 
-Before a broker hands a message to taskiq it decodes it, so that what taskiq could not
-run is dead-lettered instead of dropped; taskiq then decodes the same bytes again.
-:class:`DecodesOnce` gives a broker a formatter that remembers what the broker decoded
-and hands taskiq that message instead of decoding it a second time.
+Outside a worker process a broker is a plain transport: ``listen()`` yields every
+message exactly as it was kicked, whatever its bytes. Inside a worker
+(``is_worker_process``, set by ``taskiq worker`` and taskiq's in-process receiver)
+a payload the formatter cannot decode, or a task this worker does not know, is
+refused so that the broker can dead-letter it instead of taskiq dropping it.
+What the broker decoded to decide is handed to taskiq without decoding it again.
 """
 
 from __future__ import annotations
 
-from taskiq import BrokerMessage, TaskiqFormatter, TaskiqMessage
+from taskiq import AsyncBroker, BrokerMessage, TaskiqFormatter, TaskiqMessage
 
 #: Decoded messages kept for taskiq at most (more than taskiq ever holds unread).
 _KEPT = 4096
@@ -42,8 +44,8 @@ class _RememberingFormatter(TaskiqFormatter):
         return decoded
 
 
-class DecodesOnce:
-    """Broker mixin: a payload decoded with :meth:`_decode` is not decoded again.
+class DecodesOnce(AsyncBroker):
+    """Broker base: admission of received payloads, each decoded at most once.
 
     ``formatter`` may still be replaced as usual (``with_formatter``).
     """
@@ -61,6 +63,17 @@ class DecodesOnce:
             value = value.inner
         self._remembering = _RememberingFormatter(value)
 
-    def _decode(self, payload: bytes) -> TaskiqMessage:
-        """Decode a received payload; taskiq gets this message without decoding."""
-        return self._remembering.decode(payload)
+    def _refusal(self, payload: bytes) -> str | None:
+        """Return why this worker cannot run ``payload``, or None to hand it over.
+
+        Outside a worker process nothing is refused: the broker is a transport.
+        """
+        if not self.is_worker_process:
+            return None
+        try:
+            task_message = self._remembering.decode(payload)
+        except Exception as error:  # noqa: BLE001 - any decoding failure refuses it
+            return f"undecodable payload: {type(error).__name__}: {error}"
+        if self.find_task(task_message.task_name) is None:
+            return f"unknown task {task_message.task_name!r}"
+        return None

@@ -26,7 +26,11 @@ class ResultIsMissingError(TaskIQRedisError, ResultGetError):
 
 
 class ResultSerializationError(ResultBackendError, TaskIQRedisError):
-    """A result or progress could not be serialized; nothing was written."""
+    """A result or progress could not be serialized.
+
+    For a result, an error result naming this failure is stored in its place, so
+    the caller's ``wait_result()`` returns it; a progress is not written.
+    """
 
     __template__ = (
         "Cannot store the {what} of task {task_id!r} with {serializer}: {reason}"
@@ -35,6 +39,27 @@ class ResultSerializationError(ResultBackendError, TaskIQRedisError):
     task_id: str
     serializer: str
     reason: str
+
+    def __init__(self, *fields: str, **named: str) -> None:
+        """Take the fields by name, or in order as :attr:`args` holds them.
+
+        Stored in a result, the error comes back as ``cls(*args)`` (taskiq rebuilds
+        stored exceptions that way, and so does pickle), so ``args`` are the fields.
+        """
+        if fields:
+            names = ("what", "task_id", "serializer", "reason")
+            named = dict(zip(names, fields, strict=True))
+        super().__init__(**named)
+        self.args = (self.what, self.task_id, self.serializer, self.reason)
+
+    def __str__(self) -> str:
+        """Return the message the template makes of the fields."""
+        return self.__template__.format(
+            what=self.what,
+            task_id=self.task_id,
+            serializer=self.serializer,
+            reason=self.reason,
+        )
 
 
 class ResultDecodeError(ResultGetError, TaskIQRedisError):

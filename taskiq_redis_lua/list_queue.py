@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
-from taskiq import AckableMessage, AsyncBroker, AsyncResultBackend, BrokerMessage
+from taskiq import AckableMessage, AsyncResultBackend, BrokerMessage
 
 from taskiq_redis_lua import labels, options, scripts, topology, wire
 from taskiq_redis_lua.backoff import (
@@ -32,6 +32,11 @@ from taskiq_redis_lua.backoff import (
     raise_if_misconfigured,
 )
 from taskiq_redis_lua.batching import ACK_LINGER, Batcher
+from taskiq_redis_lua.compat import (
+    ClusterAttributes,
+    SentinelAttributes,
+    SingleNodeAttributes,
+)
 from taskiq_redis_lua.dead_letters import DeadLetter
 from taskiq_redis_lua.decoding import DecodesOnce
 from taskiq_redis_lua.keys import ListQueueKeys, list_queue_keys
@@ -193,7 +198,7 @@ class _Waiter:
             await self.client.zadd(self.marker, {"0": self.due_ms}, lt=True)
 
 
-class _ListQueue(DecodesOnce, AsyncBroker):
+class _ListQueue(DecodesOnce):
     """The list queue broker. The public classes differ only in how they connect."""
 
     def __init__(
@@ -420,18 +425,12 @@ class _ListQueue(DecodesOnce, AsyncBroker):
         return _Popped(deliveries, int(now_ms), int(next_due_ms))
 
     async def _admissible(self, delivery: _Delivery) -> bool:
-        """Bury a message that taskiq could not run instead of letting it vanish."""
-        try:
-            task_message = self._decode(delivery.payload)
-        except Exception as error:  # noqa: BLE001 - any decoding failure buries it
-            await self._bury(
-                delivery, f"undecodable payload: {type(error).__name__}: {error}"
-            )
-            return False
-        if self.is_worker_process and self.find_task(task_message.task_name) is None:
-            await self._bury(delivery, f"unknown task {task_message.task_name!r}")
-            return False
-        return True
+        """Bury a message that this worker could not run instead of dropping it."""
+        reason = self._refusal(delivery.payload)
+        if reason is None:
+            return True
+        await self._bury(delivery, reason)
+        return False
 
     # -- settling ----------------------------------------------------------------
 
@@ -631,7 +630,7 @@ class _ListQueue(DecodesOnce, AsyncBroker):
         return purged
 
 
-class ListQueueBroker(_ListQueue):
+class ListQueueBroker(SingleNodeAttributes, _ListQueue):
     """Reliable list queue on a single Redis server."""
 
     def __init__(
@@ -684,7 +683,7 @@ class ListQueueBroker(_ListQueue):
         )
 
 
-class ListQueueClusterBroker(_ListQueue):
+class ListQueueClusterBroker(ClusterAttributes, _ListQueue):
     """Reliable list queue on a Redis Cluster; each queue lives in one slot."""
 
     def __init__(
@@ -721,7 +720,7 @@ class ListQueueClusterBroker(_ListQueue):
         )
 
 
-class ListQueueSentinelBroker(_ListQueue):
+class ListQueueSentinelBroker(SentinelAttributes, _ListQueue):
     """Reliable list queue on the primary that Redis Sentinel names."""
 
     def __init__(

@@ -16,6 +16,11 @@ from taskiq import AsyncBroker, AsyncResultBackend, BrokerMessage
 
 from taskiq_redis_lua import options, topology
 from taskiq_redis_lua.backoff import RETRYABLE, Backoff, raise_if_cancelled
+from taskiq_redis_lua.compat import (
+    ClusterAttributes,
+    SentinelAttributes,
+    SingleNodeAttributes,
+)
 
 logger = logging.getLogger("taskiq_redis_lua.pubsub")
 
@@ -70,7 +75,7 @@ class _PubSubBroker(AsyncBroker):
             raise_if_cancelled()
 
 
-class PubSubBroker(_PubSubBroker):
+class PubSubBroker(SingleNodeAttributes, _PubSubBroker):
     """Broadcast on a single Redis server."""
 
     def __init__(
@@ -97,7 +102,7 @@ class PubSubBroker(_PubSubBroker):
         )
 
 
-class PubSubClusterBroker(_PubSubBroker):
+class PubSubClusterBroker(ClusterAttributes, _PubSubBroker):
     """Broadcast on a Redis Cluster (classic pub/sub, carried by the cluster bus)."""
 
     def __init__(
@@ -123,7 +128,7 @@ class PubSubClusterBroker(_PubSubBroker):
         )
 
 
-class PubSubSentinelBroker(_PubSubBroker):
+class PubSubSentinelBroker(SentinelAttributes, _PubSubBroker):
     """Broadcast on the primary that Redis Sentinel names."""
 
     def __init__(

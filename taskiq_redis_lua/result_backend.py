@@ -17,6 +17,11 @@ from taskiq.serializers import JSONSerializer
 from taskiq_redis_lua import options, scripts, topology
 from taskiq_redis_lua.backoff import attempt
 from taskiq_redis_lua.batching import BUSY_LINGER, Batcher
+from taskiq_redis_lua.compat import (
+    ClusterAttributes,
+    SentinelAttributes,
+    SingleNodeResultAttributes,
+)
 from taskiq_redis_lua.exceptions import (
     DuplicateExpireTimeSelectedError,
     ExpireTimeMustBeMoreThanZeroError,
@@ -165,8 +170,35 @@ class _ResultBackend(AsyncResultBackend[_ReturnType]):
         )
 
     async def set_result(self, task_id: str, result: TaskiqResult[_ReturnType]) -> None:
-        """Store the result with its time to live and clear the task's progress."""
-        value = self._dump("result", task_id, result)
+        """Store the result with its time to live and clear the task's progress.
+
+        :raises ResultSerializationError: the serializer cannot encode the result;
+            an error result saying so is stored in its place, so that whoever waits
+            for the task gets an answer instead of waiting forever.
+        """
+        try:
+            value = self._dump("result", task_id, result)
+        except ResultSerializationError as error:
+            await self._store_in_place(task_id, result, error)
+            raise
+        await self._sets.submit(None, (task_id, value))
+
+    async def _store_in_place(
+        self, task_id: str, result: TaskiqResult[Any], error: ResultSerializationError
+    ) -> None:
+        """Store an error result that names why ``result`` could not be stored."""
+        stand_in = TaskiqResult[None](
+            is_err=True,
+            return_value=None,
+            execution_time=result.execution_time,
+            labels=result.labels,
+            error=error,
+        )
+        try:
+            value = self._dump("result", task_id, stand_in)
+        except ResultSerializationError as failure:
+            logger.warning("Not even an error result could be stored: %s", failure)
+            return
         await self._sets.submit(None, (task_id, value))
 
     async def _set_batch(self, _: None, results: list[tuple[str, bytes]]) -> list[Any]:
@@ -252,7 +284,7 @@ class _ResultBackend(AsyncResultBackend[_ReturnType]):
             raise self._decode_error("progress", task_id, error) from error
 
 
-class RedisAsyncResultBackend(_ResultBackend[_ReturnType]):
+class RedisAsyncResultBackend(SingleNodeResultAttributes, _ResultBackend[_ReturnType]):
     """Result backend on a single Redis server."""
 
     def __init__(
@@ -309,7 +341,7 @@ class RedisAsyncResultBackend(_ResultBackend[_ReturnType]):
         )
 
 
-class RedisAsyncClusterResultBackend(_ResultBackend[_ReturnType]):
+class RedisAsyncClusterResultBackend(ClusterAttributes, _ResultBackend[_ReturnType]):
     """Result backend on a Redis Cluster; results spread over slots by task id."""
 
     def __init__(
@@ -344,7 +376,7 @@ class RedisAsyncClusterResultBackend(_ResultBackend[_ReturnType]):
         )
 
 
-class RedisAsyncSentinelResultBackend(_ResultBackend[_ReturnType]):
+class RedisAsyncSentinelResultBackend(SentinelAttributes, _ResultBackend[_ReturnType]):
     """Result backend on the primary that Redis Sentinel names."""
 
     def __init__(

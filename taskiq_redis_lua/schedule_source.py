@@ -29,6 +29,11 @@ from taskiq.exceptions import ScheduledTaskCancelledError
 from taskiq.serializers import JSONSerializer
 
 from taskiq_redis_lua import options, scripts, topology
+from taskiq_redis_lua.compat import (
+    ClusterAttributes,
+    SentinelAttributes,
+    SingleNodeAttributes,
+)
 from taskiq_redis_lua.keys import companion_key
 
 logger = logging.getLogger("taskiq_redis_lua.schedule_source")
@@ -285,7 +290,7 @@ def _deprecated(name: str) -> None:
     )
 
 
-class ListRedisScheduleSource(_ScheduleSource):
+class ListRedisScheduleSource(SingleNodeAttributes, _ScheduleSource):
     """Schedule source on a single Redis server."""
 
     def __init__(
@@ -330,7 +335,7 @@ class ListRedisScheduleSource(_ScheduleSource):
         )
 
 
-class ListRedisClusterScheduleSource(_ScheduleSource):
+class ListRedisClusterScheduleSource(ClusterAttributes, _ScheduleSource):
     """Schedule source on a Redis Cluster (all keys in the slot of the prefix)."""
 
     def __init__(
@@ -357,7 +362,7 @@ class ListRedisClusterScheduleSource(_ScheduleSource):
         )
 
 
-class ListRedisSentinelScheduleSource(_ScheduleSource):
+class ListRedisSentinelScheduleSource(SentinelAttributes, _ScheduleSource):
     """Schedule source on the primary that Redis Sentinel names."""
 
     def __init__(

@@ -29,7 +29,7 @@ from functools import partial
 from typing import Any
 
 from redis.exceptions import ResponseError
-from taskiq import AckableMessage, AsyncBroker, AsyncResultBackend, BrokerMessage
+from taskiq import AckableMessage, AsyncResultBackend, BrokerMessage
 
 from taskiq_redis_lua import labels, options, scripts, topology
 from taskiq_redis_lua.backoff import (
@@ -40,6 +40,11 @@ from taskiq_redis_lua.backoff import (
     raise_if_misconfigured,
 )
 from taskiq_redis_lua.batching import ACK_LINGER, Batcher
+from taskiq_redis_lua.compat import (
+    ClusterAttributes,
+    SentinelAttributes,
+    SingleNodeAttributes,
+)
 from taskiq_redis_lua.dead_letters import DeadLetter
 from taskiq_redis_lua.decoding import DecodesOnce
 from taskiq_redis_lua.keys import StreamKeys, stream_keys
@@ -115,7 +120,7 @@ def _read_entries(reply: Any) -> list[_Entry]:
     return entries
 
 
-class _StreamBroker(DecodesOnce, AsyncBroker):
+class _StreamBroker(DecodesOnce):
     """The stream broker. The public classes differ only in how they connect."""
 
     def __init__(
@@ -426,19 +431,13 @@ class _StreamBroker(DecodesOnce, AsyncBroker):
                 return entries
 
     async def _admissible(self, entry: _Entry) -> bool:
-        """Bury an entry that taskiq could not run instead of letting it vanish."""
-        reason = None
-        if entry.payload is None:
-            reason = "payload missing"
-        else:
-            try:
-                task_message = self._decode(entry.payload)
-            except Exception as error:  # noqa: BLE001 - any decoding failure buries it
-                reason = f"undecodable payload: {type(error).__name__}: {error}"
-            else:
-                unknown = self.find_task(task_message.task_name) is None
-                if self.is_worker_process and unknown:
-                    reason = f"unknown task {task_message.task_name!r}"
+        """Bury an entry that this worker could not run instead of dropping it.
+
+        An entry without a payload (not XADDed by a broker) is buried everywhere.
+        """
+        reason = (
+            "payload missing" if entry.payload is None else self._refusal(entry.payload)
+        )
         if reason is None:
             return True
         await self._bury(entry, reason)
@@ -758,7 +757,7 @@ class _StreamBroker(DecodesOnce, AsyncBroker):
         return purged
 
 
-class RedisStreamBroker(_StreamBroker):
+class RedisStreamBroker(SingleNodeAttributes, _StreamBroker):
     """Stream queue on a single Redis server."""
 
     def __init__(
@@ -826,7 +825,7 @@ class RedisStreamBroker(_StreamBroker):
         )
 
 
-class RedisStreamClusterBroker(_StreamBroker):
+class RedisStreamClusterBroker(ClusterAttributes, _StreamBroker):
     """Stream queue on a Redis Cluster; each stream and its companions share a slot."""
 
     def __init__(
@@ -869,7 +868,7 @@ class RedisStreamClusterBroker(_StreamBroker):
         )
 
 
-class RedisStreamSentinelBroker(_StreamBroker):
+class RedisStreamSentinelBroker(SentinelAttributes, _StreamBroker):
     """Stream queue on the primary that Redis Sentinel names."""
 
     def __init__(

@@ -44,7 +44,24 @@ class Endpoint:
     kind: TopologyKind
     socket_timeout: float | None = DEFAULT_SOCKET_TIMEOUT
     max_connections: int | None = None
+    #: The Sentinel client and the primary's name (Sentinel endpoints only).
+    sentinel: Sentinel | None = None
+    master_name: str | None = None
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    @property
+    def node_client(self) -> Redis:
+        """The client of the one server (single node, or Sentinel's primary)."""
+        if isinstance(self.client, RedisCluster):
+            raise AttributeError("a Redis Cluster client talks to many nodes")
+        return self.client
+
+    @property
+    def cluster_client(self) -> RedisCluster:
+        """The Redis Cluster client (cluster endpoints only)."""
+        if not isinstance(self.client, RedisCluster):
+            raise AttributeError("not a Redis Cluster endpoint")
+        return self.client
 
     def require_connections(self, needed: int, why: str) -> None:
         """Refuse a pool cap below ``needed`` connections (per node on a cluster)."""
@@ -275,5 +292,7 @@ def sentinel(
         client=client,
         kind="sentinel",
         socket_timeout=options["socket_timeout"],
+        sentinel=watcher,
+        master_name=master_name,
         _closers=[close_sentinels],
     )

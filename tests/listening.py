@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from taskiq import AsyncBroker, BrokerMessage, TaskiqFormatter
@@ -46,6 +46,18 @@ class Listener:
 
 
 Listen = Callable[[AsyncBroker], Listener]
+
+_B = TypeVar("_B", bound=AsyncBroker)
+
+
+def as_worker(broker: _B) -> _B:
+    """Make ``broker`` act as inside ``taskiq worker``, knowing the task ``echo``.
+
+    A worker dead-letters what it cannot run; outside one a broker is a transport.
+    """
+    broker.is_worker_process = True
+    broker.register_task(lambda value: value, task_name="echo")
+    return broker
 
 
 async def send(broker: AsyncBroker, value: Any, **labels: Any) -> None:

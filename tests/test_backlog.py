@@ -3,15 +3,15 @@ or idle pending entries, every script call does a bounded slice of the work and
 Redis keeps answering others.
 
 The backlog is planted with a throwaway Lua loop (much faster than a million kicks),
-in the layout the scripts' headers describe. Then a real listener drains part of it
-while another client pings; ``SLOWLOG`` must record no call slower than
-:data:`SLOW_MS`, where one pass over a million entries takes seconds.
+in the layout the scripts' headers describe. Then a real listener drains part of it;
+``SLOWLOG`` must record no call slower than :data:`SLOW_MS`, where one pass over a
+million entries takes seconds. Boundedness is judged on the server: a client's wall
+clock would also measure how busy the machine is.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -90,34 +90,19 @@ async def plant(admin: Redis, script: str, keys: list[str], *args: Any) -> None:
 
 
 async def drain_in_bounded_calls(admin: Redis, broker: AsyncBroker) -> None:
-    """Take and ack DRAINED messages, then shut the broker down; meanwhile no call
-    may be slow and every PING must be answered quickly."""
+    """Take and ack DRAINED messages, then shut the broker down; no call may be slow
+    on the server meanwhile."""
     await admin.config_set("slowlog-log-slower-than", SLOW_MS * 1000)
     await admin.slowlog_reset()
-    slowest = 0.0
-    draining = True
-
-    async def ping() -> None:
-        nonlocal slowest
-        while draining:
-            started = time.monotonic()
-            await admin.ping()
-            slowest = max(slowest, time.monotonic() - started)
-            await asyncio.sleep(0.01)
-
-    pinger = asyncio.ensure_future(ping())
     listener = Listener(broker)
     try:
         for _ in range(DRAINED // 100):  # acked as a worker does, many at a time
             taken = [await listener.next(timeout=30) for _ in range(100)]
             await asyncio.gather(*(message.ack() for message in taken))
     finally:
-        draining = False
-        await pinger
         await listener.close()
         await broker.shutdown()
     assert await slow_calls(admin) == []
-    assert slowest < SLOW_MS / 1000
 
 
 async def slow_calls(admin: Redis) -> list[Any]:

@@ -25,7 +25,7 @@ from taskiq_redis_lua.keys import list_queue_keys
 from taskiq_redis_lua.list_queue import _ListQueue
 from taskiq_redis_lua.local_redis import LocalTopology
 
-from .listening import CountingFormatter, Listen, Listener, send
+from .listening import CountingFormatter, Listen, Listener, as_worker, send
 from .queue_scripts import Queue
 
 MakeQueue = Callable[..., _ListQueue]
@@ -306,20 +306,20 @@ async def test_dead_letters_can_be_requeued_by_id_and_purged(
 async def test_a_received_message_is_decoded_once_with_the_users_formatter(
     make_queue: MakeQueue, listen: Listen
 ) -> None:
-    broker = make_queue()
+    broker = as_worker(make_queue())
     counting = CountingFormatter(broker.formatter)
     broker.with_formatter(counting)
     await send(broker, "once")
     listener = listen(broker)
     message = await listener.next()
-    assert listener.value(message) == "once"  # decoded again, as taskiq does
+    assert listener.value(message) == "once"  # loaded as taskiq does
     assert counting.decoded == 1
 
 
 async def test_an_undecodable_payload_is_buried_and_the_worker_goes_on(
     make_queue: MakeQueue, listen: Listen
 ) -> None:
-    broker = make_queue()
+    broker = as_worker(make_queue())
     await broker.kick(
         BrokerMessage(
             task_id="bad", task_name="echo", message=b"\xff not json", labels={}
@@ -348,13 +348,7 @@ async def test_a_message_whose_payload_vanished_is_buried(
 async def test_a_worker_buries_tasks_it_does_not_know(
     make_queue: MakeQueue, listen: Listen
 ) -> None:
-    broker = make_queue()
-    broker.is_worker_process = True
-
-    @broker.task(task_name="echo")
-    async def echo(value: Any) -> Any:
-        return value
-
+    broker = as_worker(make_queue())
     await broker.kick(
         broker.formatter.dumps(
             TaskiqMessage(task_id="1", task_name="nope", labels={}, args=[], kwargs={})

@@ -213,18 +213,33 @@ async def test_a_pickle_serializer_works_when_passed(
     assert (await backend.get_result(unique)).return_value == {"set": [1, 2]}
 
 
-async def test_an_unserializable_value_raises_and_writes_nothing(
+async def test_an_unserializable_result_raises_and_stores_an_error_in_its_place(
     make_backend: MakeBackend, unique: str
 ) -> None:
     backend = make_backend()
-    await backend.set_result(unique, success("earlier"))
     await backend.set_progress(unique, TaskProgress(state=TaskState.STARTED, meta=1))
+    unstorable = success(object()).model_copy(update={"labels": {"retry": 2}})
     with pytest.raises(ResultSerializationError, match=unique) as raised:
-        await backend.set_result(unique, success(object()))
+        await backend.set_result(unique, unstorable)
     assert "JSONSerializer" in str(raised.value)
+    stored = await backend.get_result(unique)
+    assert (stored.is_err, stored.return_value, stored.labels) == (
+        True,
+        None,
+        {"retry": 2},
+    )
+    assert isinstance(stored.error, ResultSerializationError)
+    assert str(stored.error) == str(raised.value)
+    assert await backend.get_progress(unique) is None  # cleared as by any result
+
+
+async def test_an_unserializable_progress_raises_and_writes_nothing(
+    make_backend: MakeBackend, unique: str
+) -> None:
+    backend = make_backend()
+    await backend.set_progress(unique, TaskProgress(state=TaskState.STARTED, meta=1))
     with pytest.raises(ResultSerializationError, match="progress"):
         await backend.set_progress(unique, TaskProgress(state="x", meta=object()))
-    assert (await backend.get_result(unique)).return_value == "earlier"
     progress = await backend.get_progress(unique)
     assert progress is not None
     assert progress.meta == 1

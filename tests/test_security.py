@@ -30,7 +30,7 @@ from taskiq_redis_lua.keys import stream_keys as stream_key_set
 from taskiq_redis_lua.local_redis import LocalTopology
 
 from .conftest import KINDS
-from .listening import Listener, send
+from .listening import Listener, as_worker, send
 from .test_list_queue import build_queue
 from .test_result_backend import build_backend
 from .test_schedule_source import build_source
@@ -278,6 +278,7 @@ async def test_hostile_queue_names_never_touch_another_queues_keys(
     try:
         for name in hostile_names(unique):
             broker = build_broker(family, topology, queue_name=name)
+            as_worker(broker)  # a worker dead-letters what it cannot run
             await broker.startup()
             listener = Listener(broker)
             try:
@@ -375,7 +376,7 @@ async def test_a_planted_pickle_message_is_dead_lettered_not_run(
     topology: LocalTopology, family: str, unique: str, tmp_path: Path
 ) -> None:
     proof = tmp_path / "ran"
-    broker = build_broker(family, topology, queue_name=unique)
+    broker = as_worker(build_broker(family, topology, queue_name=unique))
     await broker.startup()
     listener = Listener(broker)
     try:

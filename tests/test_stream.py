@@ -23,7 +23,7 @@ from taskiq_redis_lua.keys import stream_keys
 from taskiq_redis_lua.local_redis import LocalTopology
 from taskiq_redis_lua.stream import _StreamBroker
 
-from .listening import CountingFormatter, Listen, Listener, send
+from .listening import CountingFormatter, Listen, Listener, as_worker, send
 from .stream_scripts import Stream
 
 MakeStream = Callable[..., _StreamBroker]
@@ -215,20 +215,20 @@ async def test_dead_letters_can_be_requeued_by_id_and_purged(
 async def test_a_received_message_is_decoded_once_with_the_users_formatter(
     make_stream: Any, listen: Listen
 ) -> None:
-    broker = await make_stream()
+    broker = as_worker(await make_stream())
     counting = CountingFormatter(broker.formatter)
     broker.with_formatter(counting)
     await send(broker, "once")
     listener = listen(broker)
     message = await listener.next()
-    assert listener.value(message) == "once"  # decoded again, as taskiq does
+    assert listener.value(message) == "once"  # loaded as taskiq does
     assert counting.decoded == 1
 
 
 async def test_an_undecodable_payload_is_buried_and_the_worker_goes_on(
     make_stream: Any, listen: Listen
 ) -> None:
-    broker = await make_stream()
+    broker = as_worker(await make_stream())
     await broker.kick(
         BrokerMessage(
             task_id="bad", task_name="echo", message=b"\xff not json", labels={}

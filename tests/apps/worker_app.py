@@ -2,16 +2,20 @@
 
 The environment picks the broker family (TRL_FAMILY: list or stream), the
 topology (TRL_KIND: single, cluster, sentinel; TRL_URL, TRL_SENTINELS as
-host:port,..., TRL_MASTER) and the queue (TRL_QUEUE).
+host:port,..., TRL_MASTER), the queue (TRL_QUEUE) and, with TRL_FORMATTER=zlib, a
+formatter of the user's own whose bytes are not JSON.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import zlib
 from typing import Any
 
-from taskiq import AsyncBroker, TaskiqScheduler
+from taskiq import AsyncBroker, BrokerMessage, TaskiqFormatter, TaskiqScheduler
+from taskiq.formatters.json_formatter import JSONFormatter
+from taskiq.message import TaskiqMessage
 
 from taskiq_redis_lua import (
     ListQueueBroker,
@@ -69,6 +73,21 @@ else:
     results = RedisAsyncSentinelResultBackend(SENTINELS, MASTER, prefix_str=QUEUE)
     source = ListRedisSentinelScheduleSource(SENTINELS, MASTER, prefix=QUEUE)
 broker = broker.with_result_backend(results)
+
+
+class ZlibFormatter(TaskiqFormatter):
+    """A user's formatter: taskiq's JSON, compressed (so not JSON on the wire)."""
+
+    def dumps(self, message: TaskiqMessage) -> BrokerMessage:
+        plain = JSONFormatter().dumps(message)
+        return plain.model_copy(update={"message": zlib.compress(plain.message)})
+
+    def loads(self, message: bytes) -> TaskiqMessage:
+        return JSONFormatter().loads(zlib.decompress(message))
+
+
+if os.environ.get("TRL_FORMATTER") == "zlib":
+    broker = broker.with_formatter(ZlibFormatter())
 scheduler = TaskiqScheduler(broker, [source])
 
 EXECUTIONS = companion_key(QUEUE, "executions")
@@ -88,3 +107,13 @@ async def record(number: int, pause: float = 0.0) -> int:
         except NOTE_ERRORS:
             await asyncio.sleep(0.1)
     return number * 2
+
+
+class Opaque:
+    """A value no JSON serializer can encode."""
+
+
+@broker.task(task_name="unstorable")
+async def unstorable() -> Any:
+    """Return what the result backend cannot store."""
+    return Opaque()
