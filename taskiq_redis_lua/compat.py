@@ -27,6 +27,17 @@ class SingleNodeAttributes:
         return self.endpoint.node_client.connection_pool
 
 
+class SingleNodeScheduleAttributes(SingleNodeAttributes):
+    """Also ``_connection_pool``: where taskiq-redis's ListRedisScheduleSource keeps it.
+
+    The only name under which that class offers its pool, so code reaches for it.
+    """
+
+    @property
+    def _connection_pool(self) -> ConnectionPool:
+        return self.endpoint.node_client.connection_pool
+
+
 class SingleNodeResultAttributes:
     """``redis_pool``: the pool of the single-node result backend."""
 

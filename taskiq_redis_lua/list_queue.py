@@ -286,11 +286,11 @@ class _ListQueue(DecodesOnce):
         A lone kick goes at once; kicks made while it is in flight share the next
         script call.
         """
-        queue_name = message.labels.get("queue_name")
-        if queue_name is not None:
-            queue_name = options.queue_name("queue_name label", queue_name)
+        queue_name = options.queue_name(
+            "queue_name label", message.labels.get("queue_name") or self.queue_name
+        )
         await self._kicks.submit(
-            queue_name or self.queue_name,
+            queue_name,
             (
                 message.message,
                 labels.priority(message.labels.get("priority")),

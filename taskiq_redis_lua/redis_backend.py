@@ -1,5 +1,10 @@
 """taskiq-redis's module of this name, for imports from it: re-exports only."""
 
+from taskiq_redis_lua.exceptions import (
+    DuplicateExpireTimeSelectedError,
+    ExpireTimeMustBeMoreThanZeroError,
+    ResultIsMissingError,
+)
 from taskiq_redis_lua.result_backend import (
     RedisAsyncClusterResultBackend,
     RedisAsyncResultBackend,
@@ -7,7 +12,10 @@ from taskiq_redis_lua.result_backend import (
 )
 
 __all__ = [
+    "DuplicateExpireTimeSelectedError",
+    "ExpireTimeMustBeMoreThanZeroError",
     "RedisAsyncClusterResultBackend",
     "RedisAsyncResultBackend",
     "RedisAsyncSentinelResultBackend",
+    "ResultIsMissingError",
 ]

@@ -32,7 +32,7 @@ from taskiq_redis_lua import options, scripts, topology
 from taskiq_redis_lua.compat import (
     ClusterAttributes,
     SentinelAttributes,
-    SingleNodeAttributes,
+    SingleNodeScheduleAttributes,
 )
 from taskiq_redis_lua.keys import companion_key
 
@@ -290,7 +290,7 @@ def _deprecated(name: str) -> None:
     )
 
 
-class ListRedisScheduleSource(SingleNodeAttributes, _ScheduleSource):
+class ListRedisScheduleSource(SingleNodeScheduleAttributes, _ScheduleSource):
     """Schedule source on a single Redis server."""
 
     def __init__(

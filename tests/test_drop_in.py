@@ -30,6 +30,7 @@ from taskiq_redis_lua.local_redis import LocalTopology
 
 from .listening import Listen
 from .test_result_backend import build_backend
+from .test_schedule_source import build_source, schedule
 from .test_security import FAMILIES, build_broker
 from .worker_process import Worker, forget_app, import_app, start_worker
 
@@ -83,6 +84,18 @@ async def test_outside_a_worker_listen_yields_every_message_exactly_as_kicked(
         await message.ack()
     assert await left_in(broker) == 0
     assert await broker.count_dead() == 0  # inside a worker, two of them would be
+
+
+@pytest.mark.parametrize("transport", FAMILIES, indirect=True)
+async def test_an_empty_queue_name_label_sends_to_the_brokers_queue(
+    transport: Any, listen: Listen
+) -> None:
+    broker = transport
+    labels = {"queue_name": ""}
+    await broker.kick(
+        BrokerMessage(task_id="1", task_name="x", message=b"m", labels=labels)
+    )
+    assert (await listen(broker).next()).data == b"m"
 
 
 # --- through the real `taskiq worker` ------------------------------------------
@@ -180,6 +193,11 @@ SENTINEL = ["ListQueueSentinelBroker", "RedisStreamSentinelBroker",
             "RedisSentinelScheduleSource"]  # fmt: skip
 
 
+#: Private names of taskiq-redis that code in the wild uses: the sentinel classes'
+#: way to a client of the primary, and ListRedisScheduleSource's only pool.
+KEPT_PRIVATE = {"_acquire_master_conn", "_connection_pool"}
+
+
 def build_with_defaults(package: ModuleType, name: str) -> Any:
     """Build ``package.name`` with only its required arguments (nothing connects)."""
     cls = getattr(package, name)
@@ -198,11 +216,13 @@ def test_the_classes_compared_are_all_of_taskiq_redis() -> None:
 def test_every_public_attribute_of_taskiq_redis_exists(name: str) -> None:
     theirs = build_with_defaults(taskiq_redis, name)
     ours = build_with_defaults(taskiq_redis_lua, name)
-    wanted = {attribute for attribute in dir(theirs) if not attribute.startswith("_")}
+    wanted = {
+        attribute
+        for attribute in dir(theirs)
+        if not attribute.startswith("_") or attribute in KEPT_PRIVATE
+    }
     assert "kick" in wanted or "get_result" in wanted or "get_schedules" in wanted
     assert sorted(a for a in wanted if not hasattr(ours, a)) == []
-    if name in SENTINEL:
-        assert hasattr(ours, "_acquire_master_conn")
 
 
 @asynccontextmanager
@@ -212,7 +232,11 @@ async def users_client(target: LocalTopology, holder: Any) -> AsyncIterator[Any]
         yield holder.redis  # the object's own client: not closed here
         return
     if target.kind == "single":
-        pool = getattr(holder, "connection_pool", None) or holder.redis_pool
+        pool = next(
+            getattr(holder, name)
+            for name in ("_connection_pool", "connection_pool", "redis_pool")
+            if hasattr(holder, name)
+        )
         client = Redis(connection_pool=pool)  # closing it leaves the pool open
     else:
         client = holder.sentinel.master_for(holder.master_name)
@@ -251,6 +275,19 @@ async def test_the_result_backends_client_attribute_reaches_its_results(
         await backend.shutdown()
 
 
+async def test_the_schedule_sources_client_attribute_reaches_its_schedules(
+    topology: LocalTopology, unique: str
+) -> None:
+    source = build_source(topology, prefix=unique)
+    try:
+        await source.add_schedule(schedule(cron="* * * * *"))
+        async with users_client(topology, source) as client:
+            assert await client.hlen(f"{{{unique}}}:data") == 1
+        assert len(await source.get_schedules()) == 1
+    finally:
+        await source.shutdown()
+
+
 async def test_acquire_master_conn_yields_a_client_of_the_current_primary(
     sentinel_redis: LocalTopology, unique: str
 ) -> None:
@@ -283,7 +320,7 @@ def test_taskiq_redis_module_paths_import_the_same_names(module: str) -> None:
         name
         for name, value in vars(theirs).items()
         if isinstance(value, type)
-        and value.__module__ == theirs.__name__
+        and value.__module__.startswith("taskiq_redis.")
         and not name.startswith("Base")  # their private base classes: not kept
     ]
     assert names

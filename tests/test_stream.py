@@ -330,11 +330,10 @@ async def test_every_group_gets_every_entry_and_it_goes_when_all_acked(
 
 
 async def test_the_value_of_an_additional_stream_is_where_its_group_starts(
-    make_stream: Any, listen: Listen, unique: str
+    make_stream: Any, listen: Listen, unique: str, endpoint: topo.Endpoint
 ) -> None:
     extra = f"{unique}-from-now"
-    sender = await make_stream(queue_name=extra)  # no group on it yet
-    await sender.endpoint.client.xadd(extra, {b"data": b"old"})
+    await endpoint.client.xadd(extra, {b"data": b"old"})  # no group on it yet
     broker = await make_stream(additional_streams={extra: "$"})
     await send(broker, "new", queue_name=extra)
     listener = listen(broker)
