@@ -1,10 +1,10 @@
 """The main job, end to end: nothing is lost when a worker dies.
 
-Starts a throwaway redis-server (unless REDIS_URL is set), a real `taskiq worker`
-and `taskiq scheduler`, sends plain, delayed, prioritised and scheduled tasks and
-one that can only end as a dead letter, kills the worker with SIGKILL in the middle,
-starts another and waits until every result is in. Exit status 0 only if every
-expected result arrived and the dead letter is there.
+Starts a throwaway server (unless REDIS_URL is set; redis-server, else Valkey), a
+real `taskiq worker` and `taskiq scheduler`, sends plain, delayed, prioritised and
+scheduled tasks and one that can only end as a dead letter, kills the worker with
+SIGKILL in the middle, starts another and waits until every result is in. Exit
+status 0 only if every expected result arrived and the dead letter is there.
 """
 
 from __future__ import annotations
@@ -182,7 +182,7 @@ async def report(app: Any, task_ids: list[str], urgent: int) -> bool:
 
 
 def main() -> int:
-    """Run the demo on REDIS_URL or on a throwaway redis-server."""
+    """Run the demo on REDIS_URL or on a throwaway server (redis-server or Valkey)."""
     from taskiq_redis_lua import local_redis  # noqa: PLC0415
 
     log_dir = Path(tempfile.mkdtemp(prefix="taskiq-redis-lua-demo-"))
@@ -191,6 +191,7 @@ def main() -> int:
     if not url:
         server = local_redis.start_single(log_dir / "redis")
         url = server.url
+        print(f"Started a throwaway {local_redis.server().version} server")
     try:
         ok = asyncio.run(demo(url, log_dir))
     finally:

