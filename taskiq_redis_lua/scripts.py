@@ -187,6 +187,23 @@ async def load(client: Client, scripts: Sequence[Script]) -> None:
             )
 
 
+async def _reload(
+    client: Client, item: Script, key_sets: Sequence[Sequence[str]]
+) -> None:
+    """Load ``item`` again after ``NOSCRIPT``, where the calls with ``key_sets`` run.
+
+    That is every primary and, on a cluster, also the node that serves each call's
+    slot by the client's newest view: after a failover the list of primaries may
+    lag behind the node that answered.
+    """
+    await load(client, [item])
+    if isinstance(client, Redis):
+        return
+    nodes = {client.get_node_from_key(keys[0]) for keys in key_sets if keys}
+    for node in nodes - {None}:
+        await client.execute_command("SCRIPT LOAD", item.body, target_nodes=node)
+
+
 def _check_keys(item: Script, keys: Sequence[str]) -> None:
     if len(keys) != len(item.keys):
         raise ScriptKeyCountError(
@@ -227,7 +244,7 @@ async def run_many(
     replies: list[Any] = await _pipelined(client, item, calls)
     again = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
     if again:
-        await load(client, [item])
+        await _reload(client, item, [calls[i][0] for i in again])
         retried = await _pipelined(client, item, [calls[i] for i in again])
         for index, reply in zip(again, retried, strict=True):
             replies[index] = reply
@@ -270,7 +287,7 @@ async def run(
         try:
             reply = await _evalsha(client, item, keys, args)
         except NoScriptError:
-            await load(client, [item])
+            await _reload(client, item, [keys])
             reply = await _evalsha(client, item, keys, args)
     except ResponseError as error:
         refusal = reply_or_error(item, error)

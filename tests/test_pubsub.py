@@ -99,7 +99,7 @@ async def test_closing_a_listener_is_prompt(
     await subscribed(listener)
     started = time.monotonic()
     await listener.close()
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 5  # not a blocking read's socket timeout
 
 
 async def test_a_subscriber_comes_back_after_a_redis_restart(

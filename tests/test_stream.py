@@ -124,7 +124,7 @@ async def test_a_dead_consumers_entries_go_to_an_idle_worker(
     message = await listen(await make_stream()).next(timeout=5)
     waited = time.monotonic() - started
     assert (message.id, message.delivery) == (entry_id, 2)
-    assert 0.5 < waited < 0.6 + 0.1 + 0.5  # idle_timeout + claim interval + slack
+    assert waited > 0.5  # not before idle_timeout (0.6 s); next() bounds the rest
 
 
 async def test_the_claim_lock_of_a_killed_claimer_expires(
@@ -150,7 +150,7 @@ async def test_a_long_unacknowledged_lock_timeout_does_not_slow_recovery(
     started = time.monotonic()
     message = await listen(await make_stream(unacknowledged_lock_timeout=30)).next()
     assert message.delivery == 2
-    assert time.monotonic() - started < 0.6 + 0.1 + 0.5
+    assert time.monotonic() - started < 10  # far below the 30 s lock timeout
     assert 0 <= await raw.client.pttl(raw.k.lock) <= 100  # one claim interval
 
 
