@@ -123,6 +123,7 @@ def measures(config: Config) -> list[Measure]:
                 rows.append(Measure(key, label, "latency", variants))
     rows += [
         Measure("idle", "idle worker commands/s", "latency", REDIS_VARIANTS, True),
+        Measure("ctrl_c", "idle worker Ctrl-C to exit, s", "latency", REDIS_VARIANTS),
         Measure("pop_small", f"pop µs/message, {small} backlog", "pop", LISTS),
         Measure("pop_large", f"pop µs/message, {large} backlog", "pop", LISTS),
         Measure("pop_ratio", "  pop cost large/small", "pop", LISTS),
@@ -316,14 +317,20 @@ class WorkerRun:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.popen.pid, number)
 
-    async def stop(self, timeout: float = 10.0) -> None:
-        """Ctrl-C the group; SIGKILL it if it is still there after ``timeout``."""
+    async def stop(self, timeout: float = 10.0) -> float:
+        """Ctrl-C the group; SIGKILL it if it is still there after ``timeout``.
+
+        Return the seconds from Ctrl-C until it exited (``timeout`` if it did not).
+        """
+        started = time.monotonic()
         self._signal(signal.SIGINT)
         with contextlib.suppress(subprocess.TimeoutExpired):
             await asyncio.to_thread(self.popen.wait, timeout)
+        took = time.monotonic() - started
         self._signal(signal.SIGKILL)
         await asyncio.to_thread(self.popen.wait, 10)
         self.log.close()
+        return took
 
     def errors(self) -> list[str]:
         """Return the distinct error lines the worker printed (at most five)."""
@@ -482,7 +489,10 @@ async def measure_latency(bench: Bench, variant: str, ready_wait: float | None) 
             await measure_idle(bench, variant, task, worker)
     finally:
         await client.shutdown()
-        await worker.stop()
+        stopped = await worker.stop()
+    if ready_wait is None:  # the worker idled before it was stopped
+        bench.results.add("ctrl_c", variant, stopped)
+        log(f"idle {variant}: Ctrl-C to exit {stopped:.2f} s")
     if len(waits) < count:
         bench.results.note(f"latency {variant}: {count - len(waits)} waits timed out")
     stored_at = report["stored"] if report else {}
