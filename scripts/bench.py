@@ -1,11 +1,12 @@
 """Side-by-side benchmark: our brokers and result backend against taskiq-redis 1.2.4.
 
-Starts its own redis-server on a free loopback port and runs, variant after variant
-(interleaved, ``--repeat`` times; medians and min-max): kick throughput, end-to-end
-throughput through a real ``taskiq worker`` process with and without results (worker
-and Redis CPU per task), client round trips per task (MONITOR lines not from Lua),
-keys left without a TTL, kiq→result latency, commands of an idle worker, pop cost
-at a small and a large backlog, and schedule fetches. Prints one table with ratios
+Starts its own server (redis-server, else Valkey) on a free loopback port and runs,
+variant after variant (interleaved, ``--repeat`` times; medians and min-max): kick
+throughput, end-to-end throughput through a real ``taskiq worker`` process with and
+without results (worker and Redis CPU per task), client round trips per task
+(MONITOR lines not from Lua), keys left without a TTL, kiq→result latency, commands
+of an idle worker and how fast it stops on Ctrl-C, pop cost at a small and a large
+backlog, and schedule fetches. Prints one table with ratios
 ours/theirs and writes the numbers as JSON. ``--quick`` is a smoke run.
 """
 
@@ -787,7 +788,11 @@ async def header(control: aioredis.Redis) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "cpu_model": cpu_model(),
         "python": platform.python_version(),
-        "redis_server": server["redis_version"],
+        "server": (
+            f"Valkey {server['valkey_version']}"
+            if "valkey_version" in server
+            else f"redis-server {server['redis_version']}"
+        ),
         "taskiq": package_version("taskiq"),
         "redis_py": package_version("redis"),
         "hiredis": package_version("hiredis"),
@@ -866,7 +871,7 @@ def render(document: dict[str, Any]) -> str:
     head = document["header"]
     lines = [
         f"machine: {head['cpus']} CPUs, {head['cpu_model']}; Python {head['python']};"
-        f" redis-server {head['redis_server']}",
+        f" {head['server']}",
         f"taskiq {head['taskiq']}, redis-py {head['redis_py']}, hiredis"
         f" {head['hiredis']}, taskiq-redis {head['taskiq_redis']}, taskiq-redis-lua"
         f" {head['taskiq_redis_lua']}",

@@ -189,6 +189,11 @@ def main() -> int:
     url = os.environ.get("REDIS_URL")
     server = None
     if not url:
+        try:
+            local_redis.server()
+        except FileNotFoundError as error:
+            print(f"Cannot start a throwaway server: {error}; or set REDIS_URL")
+            return 1
         server = local_redis.start_single(log_dir / "redis")
         url = server.url
         print(f"Started a throwaway {local_redis.server().version} server")

