@@ -2,9 +2,10 @@
 
 A message is stored once (``kick``), handed to one worker at a time with a lease
 (``pop``), and removed only by an ``ack`` that carries the delivery number it was
-handed out with. A worker renews the leases of what it holds; when a worker dies,
-its leases run out and the messages go to the next worker. Every transition is one
-script under ``lua/queue/``.
+handed out with. What both queue families do alike (holding, renewing, acking,
+burying, giving back, the dead-letter API) is in ``reliable.py``; this module has
+the list's keys and scripts (``lua/queue/``), its sending, and how an idle worker
+waits for work.
 """
 
 from __future__ import annotations
@@ -13,39 +14,36 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from functools import partial
-from typing import Any, TypeVar
+from typing import Any, ClassVar
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
-from taskiq import AckableMessage, AsyncResultBackend, BrokerMessage
+from taskiq import AsyncResultBackend, BrokerMessage
 
 from taskiq_redis_lua import labels, options, scripts, topology, wire
-from taskiq_redis_lua.backoff import (
-    RETRYABLE,
-    Backoff,
-    attempt,
-    raise_if_misconfigured,
-)
-from taskiq_redis_lua.batching import ACK_LINGER, Batcher
+from taskiq_redis_lua.backoff import RETRYABLE, Backoff
+from taskiq_redis_lua.batching import Batcher
 from taskiq_redis_lua.compat import (
     ClusterAttributes,
     SentinelAttributes,
     SingleNodeAttributes,
 )
 from taskiq_redis_lua.dead_letters import DeadLetter
-from taskiq_redis_lua.decoding import DecodesOnce
 from taskiq_redis_lua.keys import ListQueueKeys, list_queue_keys
-from taskiq_redis_lua.leases import CHUNK, Holdings, chunks
+from taskiq_redis_lua.reliable import (
+    Call,
+    Delivery,
+    ReliableBroker,
+    ReliableMessage,
+    flat,
+    text,
+)
 from taskiq_redis_lua.stats import ListQueueStats
 
 logger = logging.getLogger("taskiq_redis_lua.list_queue")
-
-_T = TypeVar("_T")
 
 _KICK = scripts.script("queue/kick")
 _POP = scripts.script("queue/pop")
@@ -57,9 +55,6 @@ _REQUEUE = scripts.script("queue/requeue")
 _PURGE = scripts.script("queue/purge")
 _DEAD = scripts.script("queue/dead")
 _STATS = scripts.script("queue/stats")
-_SCRIPTS = [
-    _KICK, _POP, _ACK, _EXTEND, _RELEASE, _BURY, _REQUEUE, _PURGE, _DEAD, _STATS,
-]  # fmt: skip
 
 #: Delayed messages and expired leases moved back to ready by one pop.
 _PROMOTE_LIMIT = 1000
@@ -78,46 +73,15 @@ _NOW = 0.001
 _KICK_BATCH = 100
 
 
-class QueueMessage(AckableMessage):
+class QueueMessage(ReliableMessage):
     """A message handed out by a list queue; ``await ack()`` removes it from Redis."""
-
-    ack: Callable[[], Awaitable[None]]
-    id: str
-    queue: str
-    delivery: int
-
-
-@dataclass(frozen=True)
-class _Delivery:
-    id: str
-    delivery: int
-    payload: bytes
-
-
-def _flat(pairs: Iterable[tuple[str, int]]) -> list[str | int]:
-    return [item for pair in pairs for item in pair]
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 @dataclass(frozen=True)
 class _Popped:
-    deliveries: list[_Delivery]
+    deliveries: list[Delivery]
     now_ms: int
     next_due_ms: int
-
-
-_CLEANUP_ERRORS: tuple[type[Exception], ...] = (asyncio.TimeoutError, *RETRYABLE)
-
-
-async def _bounded(cleanup: Awaitable[None], seconds: float = 5.0) -> None:
-    """Run a cleanup step without letting a dead Redis hold up shutdown."""
-    try:
-        await asyncio.wait_for(cleanup, timeout=seconds)
-    except _CLEANUP_ERRORS as error:
-        logger.warning("Cleanup step gave up: %r", error)
 
 
 class _Waiter:
@@ -126,15 +90,34 @@ class _Waiter:
     The marker is one member whose score says when to look at the queue (server
     clock, ms; 0 = now). Kicks lower it; a pop that hands work out leaves it at the
     next due time, so one idle worker takes that knowledge and wakes for it. A
-    worker that stops listening passes what it knows on.
+    worker that stops listening passes what it knows on. Pops ramp: see
+    :data:`_RAMP_WINDOW`.
     """
 
     def __init__(self, queue: _ListQueue) -> None:
         self.queue = queue
         self.client = queue.endpoint.client
-        self.marker = queue._keys.marker  # a helper of the queue
+        self.marker = queue.keys_of(queue.queue_name).marker
         self.clock_offset = 0.0  # server seconds minus monotonic seconds
         self.due_ms: int | None = None  # the earliest due time this worker knows of
+        self.count = 1  # messages the next pop asks for
+        self.fetched_at = 0.0
+
+    async def next_batch(self) -> list[Delivery]:
+        """Wait until the queue hands this worker work; ramp the pop size."""
+        if time.monotonic() - self.fetched_at < _RAMP_WINDOW:
+            self.count = min(self.count * 2, self.queue.fetch_batch_size)
+        else:
+            self.count = max(self.count // 2, 1)
+        batch = await self._wait(self.count)
+        self.fetched_at = time.monotonic()
+        return batch
+
+    async def close(self) -> None:
+        """Leave the due time this worker knew of on the marker for another one."""
+        due_ms, self.due_ms = self.due_ms, None
+        if due_ms is not None:
+            await self.client.zadd(self.marker, {"0": due_ms}, lt=True)
 
     def _seconds_until(self, due_ms: int) -> float:
         return due_ms / 1000 - self.clock_offset - time.monotonic()
@@ -143,7 +126,7 @@ class _Waiter:
         if due_ms >= 0 and (self.due_ms is None or due_ms < self.due_ms):
             self.due_ms = due_ms
 
-    def _heard(self, popped: _Popped) -> list[_Delivery]:
+    def _heard(self, popped: _Popped) -> list[Delivery]:
         """Take in what a pop said; return what it handed out (maybe nothing)."""
         self.clock_offset = popped.now_ms / 1000 - time.monotonic()
         self.due_ms = None  # handing out, the pop passed it on with the marker
@@ -151,7 +134,7 @@ class _Waiter:
             self._learn(popped.next_due_ms)
         return popped.deliveries
 
-    async def next_batch(self, count: int) -> list[_Delivery]:
+    async def _wait(self, count: int) -> list[Delivery]:
         """Wait until the queue hands this worker at least one (at most ``count``)."""
         backoff = Backoff(f"listening on {self.queue.queue_name}", logger)
         look = True
@@ -160,7 +143,7 @@ class _Waiter:
             popped: _Popped | None = None
             try:
                 if look:
-                    popped = await self.queue._pop(count)
+                    popped = await self.queue.pop(count)
                     backoff.succeeded()
                     if handed := self._heard(popped):
                         return handed
@@ -171,13 +154,7 @@ class _Waiter:
                 if timeout <= _NOW:
                     look = True
                     continue
-                if isinstance(self.client, Redis):
-                    woke, popped = await self.queue._block_then_pop(
-                        self.client, timeout, count
-                    )
-                else:  # a cluster client: the pop follows when the wait ends
-                    woke = await self.client.bzpopmin([self.marker], timeout)
-                    popped = None
+                woke, popped = await self.queue.block_then_pop(timeout, count)
                 backoff.succeeded()
             except RETRYABLE as error:
                 await backoff.failed(error)
@@ -192,14 +169,15 @@ class _Waiter:
             quiet_waits = 0 if woke or popped is not None else quiet_waits + 1
             look = due or quiet_waits >= _QUIET_WAITS_BEFORE_LOOKING
 
-    async def pass_on(self) -> None:
-        """Leave the due time this worker knew of on the marker for another one."""
-        if self.due_ms is not None:
-            await self.client.zadd(self.marker, {"0": self.due_ms}, lt=True)
 
-
-class _ListQueue(DecodesOnce):
+class _ListQueue(ReliableBroker):
     """The list queue broker. The public classes differ only in how they connect."""
+
+    family_scripts: ClassVar[Sequence[scripts.Script]] = (
+        _KICK, _POP, _ACK, _EXTEND, _RELEASE, _BURY, _REQUEUE, _PURGE, _DEAD, _STATS,
+    )  # fmt: skip
+    message_type = QueueMessage
+    log = logger
 
     def __init__(
         self,
@@ -214,18 +192,19 @@ class _ListQueue(DecodesOnce):
         max_dead_letters: int,
         block_timeout: float,
     ) -> None:
-        super().__init__(
-            result_backend=result_backend, task_id_generator=task_id_generator
-        )
-        self.queue_name = options.queue_name("queue_name", queue_name)
         self.visibility_timeout = options.positive_seconds(
             "visibility_timeout", visibility_timeout, minimum=_MIN_VISIBILITY_TIMEOUT
         )
-        self.max_deliveries = options.positive_int("max_deliveries", max_deliveries)
-        self.fetch_batch_size = options.batch_size("fetch_batch_size", fetch_batch_size)
-        self.max_dead_letters = options.positive_int(
-            "max_dead_letters", max_dead_letters
+        super().__init__(
+            endpoint,
+            queue_name=queue_name,
+            max_deliveries=max_deliveries,
+            max_dead_letters=max_dead_letters,
+            renew_every=self.visibility_timeout / 3,
+            result_backend=result_backend,
+            task_id_generator=task_id_generator,
         )
+        self.fetch_batch_size = options.batch_size("fetch_batch_size", fetch_batch_size)
         self.block_timeout = options.positive_seconds("block_timeout", block_timeout)
         if (
             endpoint.socket_timeout is not None
@@ -236,47 +215,14 @@ class _ListQueue(DecodesOnce):
                 f" ({endpoint.socket_timeout} s), or every idle wait ends in a timeout",
             )
         endpoint.require_connections(2, "a waiting worker holds one connection")
-        self.endpoint = endpoint
         self._keys = list_queue_keys(self.queue_name)
-        self._holdings: Holdings[str] = Holdings(
-            self.queue_name, self.visibility_timeout / 3, self._renew
-        )
         self._kicks: Batcher[str, tuple[bytes | str, int, int], str] = Batcher(
             self._kick_batch, _KICK_BATCH
         )
-        self._acks: Batcher[None, tuple[str, int], bool] = Batcher(
-            self._ack_batch, CHUNK, linger=ACK_LINGER
-        )
 
-    # -- lifecycle ---------------------------------------------------------------
-
-    async def startup(self) -> None:
-        """Load the queue's scripts (calls also work without this)."""
-        await super().startup()
-        try:
-            await scripts.load(self.endpoint.client, _SCRIPTS)
-        except RETRYABLE as error:
-            raise_if_misconfigured(error)
-            logger.warning(
-                "Could not load the Lua scripts yet (%s); they load on use", error
-            )
-
-    async def shutdown(self) -> None:
-        """Return unfinished messages at once (the delivery counts), then disconnect.
-
-        Messages fetched but never handed to taskiq went back when ``listen()`` was
-        closed; what is still held here was handed over and not acked (a task that
-        outlived ``--wait-tasks-timeout``, or one taskiq dropped), so it goes back
-        to the front of the queue as a delivery that happened.
-        """
-        await self._holdings.stop()
-        if held := self._holdings.items():
-            logger.info(
-                "Returning %d unfinished message(s) to %s", len(held), self.queue_name
-            )
-            await self._release(held, counted=True)
-        await super().shutdown()
-        await self.endpoint.close()
+    def keys_of(self, queue: str) -> ListQueueKeys:
+        """Return the keys of ``queue`` (the broker's own are computed once)."""
+        return self._keys if queue == self.queue_name else list_queue_keys(queue)
 
     # -- sending -----------------------------------------------------------------
 
@@ -301,49 +247,19 @@ class _ListQueue(DecodesOnce):
     async def _kick_batch(
         self, queue_name: str, messages: list[tuple[bytes | str, int, int]]
     ) -> list[str]:
-        keys = list_queue_keys(queue_name)
+        keys = self.keys_of(queue_name)
         ids = await scripts.run(
             self.endpoint.client,
             _KICK,
             [keys.seq, keys.msgs, keys.ready, keys.delayed, keys.marker],
             [part for message in messages for part in message],
         )
-        return [_text(message_id) for message_id in ids]
+        return [text(message_id) for message_id in ids]
 
     # -- receiving ---------------------------------------------------------------
 
-    async def listen(self) -> AsyncGenerator[QueueMessage, None]:
-        """Yield messages as they become ready; each must be acked to be removed."""
-        self._holdings.start()
-        waiter = _Waiter(self)
-        pending: deque[_Delivery] = deque()
-        count, fetched_at = 1, 0.0
-        try:
-            while True:
-                if not pending:
-                    if time.monotonic() - fetched_at < _RAMP_WINDOW:
-                        count = min(count * 2, self.fetch_batch_size)
-                    else:
-                        count = max(count // 2, 1)
-                    pending.extend(await waiter.next_batch(count))
-                    fetched_at = time.monotonic()
-                    continue
-                delivery = pending.popleft()
-                if not await self._admissible(delivery):
-                    continue
-                self._holdings.hand_over(delivery.id)
-                yield QueueMessage(  # validating is cheaper than model_construct
-                    data=delivery.payload,
-                    ack=partial(self._ack, delivery.id, delivery.delivery),
-                    id=delivery.id,
-                    queue=self.queue_name,
-                    delivery=delivery.delivery,
-                )
-        finally:
-            # Whatever was fetched and not handed over goes back, wherever a
-            # cancellation caught the fetch.
-            await _bounded(self._release(self._holdings.fetched_items()))
-            await _bounded(waiter.pass_on())
+    def _start_fetching(self) -> _Waiter:
+        return _Waiter(self)
 
     def _pop_call(self, count: int) -> tuple[list[str], list[scripts.Arg]]:
         """Return the keys and arguments of the pop script for ``count`` messages."""
@@ -368,8 +284,11 @@ class _ListQueue(DecodesOnce):
             ],
         )
 
-    async def _pop(self, count: int) -> _Popped:
-        """Run the pop script; if cancelled meanwhile, give its messages back."""
+    async def pop(self, count: int) -> _Popped:
+        """Run the pop script; if cancelled meanwhile, hold its messages anyway.
+
+        listen() gives back whatever is held and was never handed over.
+        """
         call = asyncio.ensure_future(
             scripts.run(self.endpoint.client, _POP, *self._pop_call(count))
         )
@@ -377,21 +296,25 @@ class _ListQueue(DecodesOnce):
             reply = await asyncio.shield(call)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
-                self._take(await call)  # held and fetched: listen() gives them back
+                self._take(await call)
             raise
         return self._take(reply)
 
-    async def _block_then_pop(
-        self, client: Redis, timeout: float, count: int
+    async def block_then_pop(
+        self, timeout: float, count: int
     ) -> tuple[Any, _Popped | None]:
-        """BZPOPMIN on the marker with the pop script behind it in the same write.
+        """Wait on the marker for up to ``timeout`` s; return its reply and a pop.
 
-        Redis runs the pop as soon as the wait ends, so a woken worker has its
-        messages without a second round trip. Returns the BZPOPMIN reply and the
-        pop's outcome (None when the script was not loaded: the next look loads
-        it). Cancelled in the instant between the two replies, a popped batch
-        comes back when its lease runs out.
+        On a single node and Sentinel the pop script goes in the same write, right
+        behind the ``BZPOPMIN``: Redis runs it the moment the wait ends, so a woken
+        worker has its messages in one round trip (cancelled in the instant between
+        the two replies, a popped batch comes back when its lease runs out). The
+        pop is None on a cluster, and when the script was not loaded (the next look
+        loads it).
         """
+        client = self.endpoint.client
+        if not isinstance(client, Redis):
+            return await client.bzpopmin([self._keys.marker], timeout), None
         keys, args = self._pop_call(count)
         packed = wire.pack_command("BZPOPMIN", self._keys.marker, timeout)
         packed += wire.pack_evalsha(_POP.sha, [(keys, args)])
@@ -407,131 +330,53 @@ class _ListQueue(DecodesOnce):
 
     def _take(self, reply: Sequence[Any]) -> _Popped:
         now_ms, next_due_ms, handed, buried = reply
-        for index in range(0, len(buried), 2):
-            logger.warning(
-                "Message %s of %s is now a dead letter: %s",
-                _text(buried[index]),
-                self.queue_name,
-                _text(buried[index + 1]),
-            )
-        deliveries = [
-            _Delivery(
-                id=_text(handed[i]), delivery=int(handed[i + 1]), payload=handed[i + 2]
-            )
-            for i in range(0, len(handed), 3)
-        ]
-        for delivery in deliveries:
-            self._holdings.add(delivery.id, delivery.delivery)
-        return _Popped(deliveries, int(now_ms), int(next_due_ms))
-
-    async def _admissible(self, delivery: _Delivery) -> bool:
-        """Bury a message that this worker could not run instead of dropping it."""
-        reason = self._refusal(delivery.payload)
-        if reason is None:
-            return True
-        await self._bury(delivery, reason)
-        return False
-
-    # -- settling ----------------------------------------------------------------
-
-    async def _ack(self, message_id: str, delivery: int) -> None:
-        """Remove the message; acks made at the same time share one script call."""
-        try:
-            removed = await self._acks.submit(None, (message_id, delivery))
-        finally:
-            self._holdings.forget(message_id, delivery)
-        if not removed:
-            logger.info(
-                "Ack of message %s (delivery %d) of %s came after it was handed out"
-                " again",
-                message_id,
-                delivery,
-                self.queue_name,
-            )
-
-    async def _ack_batch(self, _: None, held: list[tuple[str, int]]) -> list[bool]:
-        keys = self._keys
-        removed = await attempt(
-            f"acking {len(held)} message(s) on {self.queue_name}",
-            logger,
-            partial(
-                scripts.run,
-                self.endpoint.client,
-                _ACK,
-                [keys.ready, keys.inflight, keys.msgs, keys.deliveries],
-                _flat(held),
-            ),
+        self._report_buried(self.queue_name, buried)
+        return _Popped(
+            self._held(self.queue_name, handed), int(now_ms), int(next_due_ms)
         )
-        if removed is None:  # gave up, and said so: the leases expire instead
-            return [True] * len(held)
-        return [bool(int(flag)) for flag in removed]
 
-    async def _bury(self, delivery: _Delivery, reason: str) -> None:
-        keys = self._keys
-        buried = await attempt(
-            f"burying {delivery.id} on {self.queue_name}",
-            logger,
-            partial(
-                scripts.run,
-                self.endpoint.client,
-                _BURY,
-                [keys.inflight, keys.deliveries, keys.dead, keys.reasons, keys.msgs],
-                [delivery.id, delivery.delivery, reason, self.max_dead_letters],
-            ),
+    # -- settling (the calls reliable.py makes) ------------------------------------
+
+    def _ack_call(self, queue: str, held: list[tuple[str, int]]) -> Call:
+        keys = self.keys_of(queue)
+        return (
+            _ACK,
+            [keys.ready, keys.inflight, keys.msgs, keys.deliveries],
+            flat(held),
         )
-        if buried:
-            logger.warning(
-                "Message %s of %s is now a dead letter: %s",
-                delivery.id,
-                self.queue_name,
-                reason,
-            )
-        self._holdings.forget(delivery.id, delivery.delivery)
 
-    async def _release(
-        self, held: Sequence[tuple[str, int]], *, counted: bool = False
-    ) -> None:
-        """Put messages back in front of the queue.
+    def _bury_call(self, delivery: Delivery, reason: str) -> Call:
+        keys = self.keys_of(delivery.queue)
+        return (
+            _BURY,
+            [keys.inflight, keys.deliveries, keys.dead, keys.reasons, keys.msgs],
+            [delivery.id, delivery.delivery, reason, self.max_dead_letters],
+        )
 
-        ``counted=False`` is for messages never handed to taskiq: that delivery does
-        not count towards ``max_deliveries``.
-        """
-        keys = self._keys
-        try:
-            for chunk in chunks(held):
-                await scripts.run(
-                    self.endpoint.client,
-                    _RELEASE,
-                    [keys.ready, keys.inflight, keys.deliveries, keys.marker],
-                    ["0" if counted else "1", *_flat(chunk)],
-                )
-        except RETRYABLE as error:
-            logger.warning(
-                "Could not return %d message(s) to %s (%s); they run again once their"
-                " lease expires",
-                len(held),
-                self.queue_name,
-                error,
-            )
-        for message_id, delivery in held:
-            self._holdings.forget(message_id, delivery)
+    def _release_call(
+        self, queue: str, held: list[tuple[str, int]], *, counted: bool
+    ) -> Call:
+        keys = self.keys_of(queue)
+        return (
+            _RELEASE,
+            [keys.ready, keys.inflight, keys.deliveries, keys.marker],
+            ["0" if counted else "1", *flat(held)],
+        )
 
-    async def _renew(self, held: list[tuple[str, int]]) -> list[str]:
-        """Renew the leases of ``held``; return the ids whose lease was lost."""
-        keys = self._keys
-        lost = await scripts.run(
-            self.endpoint.client,
+    def _renew_call(self, queue: str, held: list[tuple[str, int]]) -> Call:
+        keys = self.keys_of(queue)
+        return (
             _EXTEND,
             [keys.inflight, keys.deliveries],
-            [round(self.visibility_timeout * 1000), *_flat(held)],
+            [round(self.visibility_timeout * 1000), *flat(held)],
         )
-        return [_text(message_id) for message_id in lost]
 
-    # -- inspection ----------------------------------------------------------------
+    # -- inspection and dead letters ------------------------------------------------
 
     async def stats(self, queue_name: str | None = None) -> list[ListQueueStats]:
         """Return a snapshot of the queue: ready, delayed, in flight, dead."""
-        keys = self._keys_for(queue_name)
+        queue = self._queue(queue_name)
+        keys = self.keys_of(queue)
         now, ready, delayed, in_flight, dead, lease, due, used = await scripts.run(
             self.endpoint.client,
             _STATS,
@@ -543,7 +388,7 @@ class _ListQueue(DecodesOnce):
 
         return [
             ListQueueStats(
-                queue=queue_name or self.queue_name,
+                queue=queue,
                 ready=int(ready),
                 delayed=int(delayed),
                 in_flight=int(in_flight),
@@ -554,28 +399,13 @@ class _ListQueue(DecodesOnce):
             )
         ]
 
-    # -- dead letters --------------------------------------------------------------
-
-    def _keys_for(self, queue_name: str | None) -> ListQueueKeys:
-        if queue_name is None:
-            return self._keys
-        return list_queue_keys(options.queue_name("queue_name label", queue_name))
-
     async def count_dead(self, queue_name: str | None = None) -> int:
         """Return the number of dead letters of the queue."""
-        return int(await self.endpoint.client.zcard(self._keys_for(queue_name).dead))
+        keys = self.keys_of(self._queue(queue_name))
+        return int(await self.endpoint.client.zcard(keys.dead))
 
-    async def list_dead(
-        self,
-        limit: int = 100,
-        offset: int = 0,
-        queue_name: str | None = None,
-    ) -> list[DeadLetter]:
-        """Return up to ``limit`` dead letters, oldest first, from ``offset``."""
-        options.positive_int("limit", limit)
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-            raise ValueError(f"offset must be a whole number >= 0, got {offset!r}")
-        keys = self._keys_for(queue_name)
+    async def _dead_page(self, queue: str, offset: int, limit: int) -> list[DeadLetter]:
+        keys = self.keys_of(queue)
         _, entries = await scripts.run(
             self.endpoint.client,
             _DEAD,
@@ -584,50 +414,31 @@ class _ListQueue(DecodesOnce):
         )
         return [
             DeadLetter(
-                id=_text(entries[i]),
-                queue=queue_name or self.queue_name,
+                id=text(entries[i]),
+                queue=queue,
                 died_at=datetime.fromtimestamp(
                     int(entries[i + 1]) / 1000, tz=timezone.utc
                 ),
                 deliveries=int(entries[i + 2]),
-                reason=_text(entries[i + 3]),
+                reason=text(entries[i + 3]),
                 payload=entries[i + 4],
             )
             for i in range(0, len(entries), 5)
         ]
 
-    async def requeue_dead(
-        self,
-        ids: Iterable[str] | None = None,
-        queue_name: str | None = None,
-    ) -> int:
-        """Move dead letters back to ready (``ids``, or all); return how many moved."""
-        keys = self._keys_for(queue_name)
-        target = [keys.dead, keys.reasons, keys.deliveries, keys.ready, keys.marker]
-        client = self.endpoint.client
-        moved = 0
-        if ids is not None:
-            for chunk in chunks(ids):
-                moved += await scripts.run(client, _REQUEUE, target, ["ids", *chunk])
-            return moved
-        for _ in range(await self.count_dead(queue_name) // CHUNK + 1):
-            step = await scripts.run(client, _REQUEUE, target, ["oldest", CHUNK])
-            moved += step
-            if not step:
-                break
-        return moved
+    def _requeue_target(self, queue: str) -> tuple[scripts.Script, list[str]]:
+        keys = self.keys_of(queue)
+        return _REQUEUE, [
+            keys.dead,
+            keys.reasons,
+            keys.deliveries,
+            keys.ready,
+            keys.marker,
+        ]
 
-    async def purge_dead(self, queue_name: str | None = None) -> int:
-        """Delete every dead letter of the queue for good; return how many."""
-        keys = self._keys_for(queue_name)
-        target = [keys.dead, keys.reasons, keys.deliveries, keys.msgs]
-        purged = 0
-        for _ in range(await self.count_dead(queue_name) // CHUNK + 1):
-            step = await scripts.run(self.endpoint.client, _PURGE, target, [CHUNK])
-            purged += step
-            if not step:
-                break
-        return purged
+    def _purge_target(self, queue: str) -> tuple[scripts.Script, list[str]]:
+        keys = self.keys_of(queue)
+        return _PURGE, [keys.dead, keys.reasons, keys.deliveries, keys.msgs]
 
 
 class ListQueueBroker(SingleNodeAttributes, _ListQueue):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -102,3 +103,39 @@ def serializer(name: str, value: Any) -> Any:
         f"{name} must be a taskiq serializer (with dumpb and loadb), such as"
         f" JSONSerializer(), got {value!r}",
     )
+
+
+def xread_block(value: Any) -> int:
+    """Return ``value`` (ms) if a blocking read may wait that long; 0 is refused."""
+    if value == 0 and not isinstance(value, bool):
+        raise ValueError(
+            "xread_block=0 (block forever) is not supported: a read must end before"
+            " the socket timeout; use a few seconds",
+        )
+    return positive_int("xread_block", value)
+
+
+def additional_streams(value: Any) -> dict[str, str]:
+    """Return ``{stream: where its group starts}`` (an id, ``$``, ``0`` or ``>``)."""
+    if value is not None and not isinstance(value, Mapping):
+        raise ValueError(
+            "additional_streams must map stream names to where their groups start,"
+            f" such as {{'other': '>'}}, got {value!r}",
+        )
+    return {
+        queue_name("additional_streams", name): stream_id(
+            f"additional_streams[{name!r}]", start, also=(">",)
+        )
+        for name, start in (value or {}).items()
+    }
+
+
+def shorter_than_socket_timeout(
+    name: str, seconds: float, socket_timeout: float | None
+) -> None:
+    """Refuse a blocking wait of ``seconds`` that the socket timeout would cut."""
+    if socket_timeout is not None and seconds >= socket_timeout:
+        raise ValueError(
+            f"{name} ({seconds:g} s) must be shorter than socket_timeout"
+            f" ({socket_timeout:g} s), or every idle wait ends in a timeout",
+        )

@@ -1,11 +1,13 @@
 """Stream queue: consumer groups, claims under an expiring lock, delete on ack.
 
 The stream key is exactly the queue name, as in taskiq-redis. Workers read with
-``XREADGROUP BLOCK``; a timer in every worker, busy or idle, runs
+``XREADGROUP BLOCK``; a timer in every listening worker runs
 ``lua/stream/claim.lua``, which moves due delayed messages into the stream and,
-under a lock that always expires, takes over entries that a dead worker left
-pending, burying those delivered too often. Every other transition is one script
-under ``lua/stream/``.
+while the worker waits for work, takes over (under a lock that always expires)
+entries that a dead worker left pending, burying those delivered too often. What
+both queue families do alike (holding, renewing, acking, burying, giving back, the
+dead-letter API) is in ``reliable.py``; this module has the stream's keys, scripts
+(``lua/stream/``), sending and fetch loop.
 """
 
 from __future__ import annotations
@@ -14,41 +16,32 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections import deque
-from collections.abc import (
-    AsyncGenerator,
-    Awaitable,
-    Callable,
-    Iterable,
-    Mapping,
-    Sequence,
-)
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 from redis.exceptions import ResponseError
-from taskiq import AckableMessage, AsyncResultBackend, BrokerMessage
+from taskiq import AsyncResultBackend, BrokerMessage
 
 from taskiq_redis_lua import labels, options, scripts, topology
-from taskiq_redis_lua.backoff import (
-    RETRYABLE,
-    Backoff,
-    attempt,
-    raise_if_cancelled,
-    raise_if_misconfigured,
-)
-from taskiq_redis_lua.batching import ACK_LINGER, Batcher
+from taskiq_redis_lua.backoff import RETRYABLE, Backoff, raise_if_cancelled
+from taskiq_redis_lua.batching import Batcher
 from taskiq_redis_lua.compat import (
     ClusterAttributes,
     SentinelAttributes,
     SingleNodeAttributes,
 )
 from taskiq_redis_lua.dead_letters import DeadLetter
-from taskiq_redis_lua.decoding import DecodesOnce
 from taskiq_redis_lua.keys import StreamKeys, stream_keys
-from taskiq_redis_lua.leases import CHUNK, Holdings, chunks, stop_task
+from taskiq_redis_lua.leases import stop_task
+from taskiq_redis_lua.reliable import (
+    Call,
+    Delivery,
+    ReliableBroker,
+    ReliableMessage,
+    text,
+)
 from taskiq_redis_lua.stats import ConsumerStats, StreamStats
 
 logger = logging.getLogger("taskiq_redis_lua.stream")
@@ -63,9 +56,6 @@ _PURGE = scripts.script("stream/purge")
 _DEAD = scripts.script("stream/dead")
 _BURY = scripts.script("stream/bury")
 _STATS = scripts.script("stream/stats")
-_SCRIPTS = [
-    _DELAY, _CLAIM, _ACK, _EXTEND, _RELEASE, _REQUEUE, _PURGE, _DEAD, _BURY, _STATS,
-]  # fmt: skip
 
 #: Delayed messages moved into the stream by one claim.
 _PROMOTE_LIMIT = 1000
@@ -79,49 +69,116 @@ _KICK_BATCH = 100
 _GROUP_ERRORS: tuple[type[Exception], ...] = (ResponseError, *RETRYABLE)
 
 
-class StreamMessage(AckableMessage):
+class StreamMessage(ReliableMessage):
     """An entry handed out by a stream queue; ``await ack()`` acknowledges it."""
-
-    ack: Callable[[], Awaitable[None]]
-    id: str
-    queue: str
-    delivery: int
-
-
-@dataclass(frozen=True)
-class _Entry:
-    stream: str
-    id: str
-    delivery: int
-    payload: bytes | None
-
-
-_Read = asyncio.Task[list[_Entry]]
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _is_nogroup(error: ResponseError) -> bool:
     return "NOGROUP" in str(error)
 
 
-def _read_entries(reply: Any) -> list[_Entry]:
-    """Turn an XREADGROUP reply (RESP2 list or RESP3 dict) into entries."""
+def _read_entries(reply: Any) -> list[Delivery]:
+    """Turn an XREADGROUP reply (RESP2 list or RESP3 dict) into deliveries."""
     if not reply:
         return []
     streams = reply.items() if isinstance(reply, dict) else reply
-    entries = []
-    for stream, messages in streams:
-        for message_id, fields in messages:
-            payload = (fields or {}).get(b"data")
-            entries.append(_Entry(_text(stream), _text(message_id), 1, payload))
-    return entries
+    return [
+        Delivery(text(stream), text(entry_id), 1, (fields or {}).get(b"data"))
+        for stream, entries in streams
+        for entry_id, fields in entries
+    ]
 
 
-class _StreamBroker(DecodesOnce):
+class _Fetcher:
+    """A listening worker's reads (one per stream) and its claim timer.
+
+    Due delayed entries move into the streams every claim interval; entries that
+    dead workers left are taken over only while the worker waits for work, so that
+    a busy worker does not collect work that idle workers could do.
+    """
+
+    def __init__(self, broker: _StreamBroker) -> None:
+        self.broker = broker
+        self.reads: dict[str, asyncio.Task[list[Delivery]]] = {}
+        self.claimed: list[Delivery] = []
+        self.claimed_event = asyncio.Event()
+        self.hungry = False  # waiting for work: claims may take some over
+        self.claimer = asyncio.create_task(self._claim_forever())
+
+    async def next_batch(self) -> list[Delivery]:
+        """Return what claims took over, or wait for reads or claims."""
+        if self.claimed:
+            taken, self.claimed = self.claimed, []
+            return taken
+        for stream in self.broker.streams:
+            if stream not in self.reads:
+                self.reads[stream] = asyncio.create_task(self.broker.read(stream))
+        self.claimed_event.clear()
+        claims = asyncio.ensure_future(self.claimed_event.wait())
+        self.hungry = True
+        try:
+            await asyncio.wait(
+                [*self.reads.values(), claims], return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            self.hungry = False
+            claims.cancel()
+        entries: list[Delivery] = []
+        for stream, read in list(self.reads.items()):
+            if read.done():
+                del self.reads[stream]
+                entries.extend(read.result())
+        return entries
+
+    async def close(self) -> None:
+        """Stop claiming and reading; what was fetched is held, for giving back."""
+        self.hungry = False
+        await stop_task(self.claimer)
+        for read in self.reads.values():
+            read.cancel()
+        if self.reads:
+            await asyncio.wait(self.reads.values(), timeout=2)
+        self.reads.clear()
+        self.claimed.clear()
+
+    async def _claim_forever(self) -> None:
+        broker = self.broker
+        backoff = Backoff(f"claiming on {broker.queue_name}", logger)
+        loop = asyncio.get_running_loop()
+        wake_at = loop.time()
+        while True:
+            await asyncio.sleep(max(0.0, wake_at - loop.time()))
+            wake_at = loop.time() + broker.claim_interval
+            for stream in broker.streams:
+                try:
+                    next_due, taken = await broker.claim(stream, take_over=self.hungry)
+                except RETRYABLE as error:
+                    await backoff.failed(error)
+                    continue
+                except ResponseError as error:
+                    raise_if_cancelled()
+                    if not _is_nogroup(error):
+                        logger.exception("Claiming on %s failed", stream)
+                        continue
+                    with contextlib.suppress(*_GROUP_ERRORS):
+                        await broker.create_group(stream)
+                    continue
+                backoff.succeeded()
+                if taken:
+                    self.claimed.extend(taken)
+                    self.claimed_event.set()
+                if next_due is not None:
+                    wake_at = min(wake_at, loop.time() + next_due)
+
+
+class _StreamBroker(ReliableBroker):
     """The stream broker. The public classes differ only in how they connect."""
+
+    family_scripts: ClassVar[Sequence[scripts.Script]] = (
+        _DELAY, _CLAIM, _ACK, _EXTEND, _RELEASE, _REQUEUE, _PURGE, _DEAD, _BURY, _STATS,
+    )  # fmt: skip
+    message_type = StreamMessage
+    log = logger
 
     def __init__(
         self,
@@ -147,22 +204,13 @@ class _StreamBroker(DecodesOnce):
         claim_interval: float,
         max_dead_letters: int,
     ) -> None:
-        super().__init__(
-            result_backend=result_backend, task_id_generator=task_id_generator
-        )
-        self.queue_name = options.queue_name("queue_name", queue_name)
         self.consumer_group_name = options.queue_name(
             "consumer_group_name", consumer_group_name
         )
         self.consumer_name = options.consumer_name("consumer_name", consumer_name)
         self.consumer_id = options.stream_id("consumer_id", consumer_id)
         self.mkstream = options.flag("mkstream", mkstream)
-        if xread_block == 0:
-            raise ValueError(
-                "xread_block=0 (block forever) is not supported: a read must end"
-                " before the socket timeout; use a few seconds",
-            )
-        self.block = options.positive_int("xread_block", xread_block)
+        self.block = options.xread_block(xread_block)
         self.maxlen = None if maxlen is None else options.positive_int("maxlen", maxlen)
         self.approximate = options.flag("approximate", approximate)
         self.idle_timeout = round(
@@ -181,12 +229,6 @@ class _StreamBroker(DecodesOnce):
                 "unacknowledged_lock_timeout", unacknowledged_lock_timeout
             )
         )
-        #: The claim lock lets one worker claim per claim interval; a longer
-        #: unacknowledged_lock_timeout must not slow recovery down, a shorter one
-        #: caps how long a lock may live.
-        self._lock_ms = max(
-            1, round(min(self.claim_interval, self.unacknowledged_lock_timeout) * 1000)
-        )
         self.count = (
             None
             if xread_count is None
@@ -194,99 +236,57 @@ class _StreamBroker(DecodesOnce):
         )
         #: Extra streams and the id their group starts from when it is created
         #: (taskiq-redis's ">" means: the same as consumer_id).
-        if additional_streams is not None and not isinstance(
-            additional_streams, Mapping
-        ):
-            raise ValueError(
-                "additional_streams must map stream names to where their groups"
-                f" start, such as {{'other': '>'}}, got {additional_streams!r}",
-            )
-        self.additional_streams = {
-            options.queue_name("additional_streams", name): options.stream_id(
-                f"additional_streams[{name!r}]", start, also=(">",)
-            )
-            for name, start in (additional_streams or {}).items()
-        }
-        self.max_deliveries = options.positive_int("max_deliveries", max_deliveries)
+        self.additional_streams = options.additional_streams(additional_streams)
         self.delete_on_ack = options.flag("delete_on_ack", delete_on_ack)
-        self.max_dead_letters = options.positive_int(
-            "max_dead_letters", max_dead_letters
+        endpoint = connect()
+        super().__init__(
+            endpoint,
+            queue_name=queue_name,
+            max_deliveries=max_deliveries,
+            max_dead_letters=max_dead_letters,
+            renew_every=self.idle_timeout / 3000,
+            result_backend=result_backend,
+            task_id_generator=task_id_generator,
         )
-        self.endpoint = connect()
-        self.endpoint.require_connections(
+        endpoint.require_connections(
             len(self.streams) + 2, "each stream read holds one connection while idle"
         )
-        if (
-            self.endpoint.socket_timeout is not None
-            and self.block >= self.endpoint.socket_timeout * 1000
-        ):
-            raise ValueError(
-                f"xread_block ({self.block} ms) must be shorter than socket_timeout"
-                f" ({self.endpoint.socket_timeout} s), or every idle read times out",
-            )
-        self._holdings: Holdings[tuple[str, str]] = Holdings(
-            self.queue_name, self.idle_timeout / 3000, self._renew
+        options.shorter_than_socket_timeout(
+            "xread_block", self.block / 1000, endpoint.socket_timeout
         )
-        self._claimed: list[_Entry] = []
+        #: The claim lock lets one worker claim per claim interval; a longer
+        #: unacknowledged_lock_timeout must not slow recovery down, a shorter one
+        #: caps how long a lock may live.
+        self._lock_ms = max(
+            1, round(min(self.claim_interval, self.unacknowledged_lock_timeout) * 1000)
+        )
         self._kicks: Batcher[str, bytes | str, Any] = Batcher(
             self._kick_batch, _KICK_BATCH
         )
-        self._acks: Batcher[str, str, bool] = Batcher(
-            self._ack_batch, CHUNK, linger=ACK_LINGER
-        )
-        self._claimed_event = asyncio.Event()
-        self._claimer: asyncio.Task[None] | None = None
-        self._hungry = False  # listen() waits for work: claims may take some
 
     @property
     def streams(self) -> list[str]:
         """Every stream this broker reads: the queue, then the additional ones."""
         return [self.queue_name, *self.additional_streams]
 
-    def _group_start(self, stream: str) -> str:
-        start = self.additional_streams.get(stream, self.consumer_id)
-        return self.consumer_id if start == ">" else start
-
-    def _keys(self, stream: str | None = None) -> StreamKeys:
-        name = self.queue_name if stream is None else stream
-        return stream_keys(
-            options.queue_name("queue_name", name), self.consumer_group_name
-        )
+    def keys_of(self, stream: str) -> StreamKeys:
+        """Return the keys of ``stream`` for this broker's consumer group."""
+        return stream_keys(stream, self.consumer_group_name)
 
     # -- lifecycle ---------------------------------------------------------------
 
-    async def startup(self) -> None:
-        """Create the consumer groups and load the scripts."""
-        await super().startup()
-        try:
-            for stream in self.streams:
-                await self._create_group(stream)
-            await scripts.load(self.endpoint.client, _SCRIPTS)
-        except RETRYABLE as error:
-            raise_if_misconfigured(error)
-            logger.warning(
-                "Could not prepare the streams yet (%s); retrying on use", error
-            )
+    async def _prepare(self) -> None:
+        for stream in self.streams:
+            await self.create_group(stream)
 
-    async def shutdown(self) -> None:
-        """Stop claiming, hand back unfinished entries at once, disconnect."""
-        if self._claimer is not None:
-            await stop_task(self._claimer)
-            self._claimer = None
-        await self._holdings.stop()
-        if held := self._holdings.items():
-            logger.info("Handing back %d unfinished entries", len(held))
-            await self._release(held, counted=True)
-        await super().shutdown()
-        await self.endpoint.close()
-
-    async def _create_group(self, stream: str) -> None:
-        """Create the group from ``consumer_id`` (start of the stream by default)."""
+    async def create_group(self, stream: str) -> None:
+        """Create the group from where it starts (``consumer_id`` by default)."""
+        start = self.additional_streams.get(stream, self.consumer_id)
         try:
             await self.endpoint.client.xgroup_create(
                 stream,
                 self.consumer_group_name,
-                id=self._group_start(stream),
+                id=self.consumer_id if start == ">" else start,
                 mkstream=self.mkstream,
             )
         except ResponseError as error:
@@ -297,10 +297,12 @@ class _StreamBroker(DecodesOnce):
 
     async def kick(self, message: BrokerMessage) -> None:
         """XADD the message to its stream, or keep it aside until its delay ends."""
-        stream = message.labels.get("queue_name") or self.queue_name
+        stream = options.queue_name(
+            "queue_name label", message.labels.get("queue_name") or self.queue_name
+        )
         delay_ms = labels.delay_ms(message.labels.get("delay"))
         if delay_ms:
-            keys = self._keys(stream)
+            keys = self.keys_of(stream)
             await scripts.run(
                 self.endpoint.client,
                 _DELAY,
@@ -308,9 +310,7 @@ class _StreamBroker(DecodesOnce):
                 [uuid.uuid4().hex, message.message, delay_ms],
             )
             return
-        await self._kicks.submit(
-            options.queue_name("queue_name label", stream), message.message
-        )
+        await self._kicks.submit(stream, message.message)
 
     async def _kick_batch(self, stream: str, payloads: list[bytes | str]) -> list[Any]:
         """XADD concurrent kicks to one stream in one round trip."""
@@ -326,78 +326,10 @@ class _StreamBroker(DecodesOnce):
 
     # -- receiving ---------------------------------------------------------------
 
-    async def listen(self) -> AsyncGenerator[StreamMessage, None]:
-        """Yield new and taken-over entries; each must be acked."""
-        self._holdings.start()
-        if self._claimer is None or self._claimer.done():
-            self._claimer = asyncio.create_task(self._claim_forever())
-        reads: dict[str, _Read] = {}
-        pending: deque[_Entry] = deque()
-        try:
-            while True:
-                if pending:
-                    entry = pending.popleft()
-                    if await self._admissible(entry):
-                        self._holdings.hand_over((entry.stream, entry.id))
-                        yield self._message(entry)
-                    continue
-                if self._claimed:
-                    pending.extend(self._claimed)
-                    self._claimed.clear()
-                    continue
-                pending.extend(await self._next_entries(reads))
-        finally:
-            await self._stop_listening(reads)
+    def _start_fetching(self) -> _Fetcher:
+        return _Fetcher(self)
 
-    async def _stop_listening(
-        self, reads: dict[str, asyncio.Task[list[_Entry]]]
-    ) -> None:
-        """Stop claiming and reading; give back what was fetched, not handed over."""
-        self._hungry = False
-        if self._claimer is not None:  # nobody takes what it would claim now
-            await stop_task(self._claimer)
-            self._claimer = None
-        for read in reads.values():
-            read.cancel()
-        if reads:
-            await asyncio.wait(reads.values(), timeout=2)
-        self._claimed.clear()
-        fetched = self._holdings.fetched_items()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._release(fetched), timeout=5)
-
-    async def _next_entries(self, reads: dict[str, _Read]) -> list[_Entry]:
-        """Wait for entries from any stream read, or for entries a claim took over."""
-        for stream in self.streams:
-            if stream not in reads:
-                reads[stream] = asyncio.create_task(self._read(stream))
-        self._claimed_event.clear()
-        claims = asyncio.ensure_future(self._claimed_event.wait())
-        self._hungry = True
-        try:
-            await asyncio.wait(
-                [*reads.values(), claims], return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            self._hungry = False
-            claims.cancel()
-        entries: list[_Entry] = []
-        for stream, read in list(reads.items()):
-            if read.done():
-                del reads[stream]
-                entries.extend(read.result())
-        return entries
-
-    def _message(self, entry: _Entry) -> StreamMessage:
-        return StreamMessage(  # validating is cheaper than model_construct
-            data=entry.payload or b"",
-            ack=partial(self._ack, entry.stream, entry.id, entry.delivery),
-            id=entry.id,
-            queue=entry.stream,
-            delivery=entry.delivery,
-        )
-
-    async def _read(self, stream: str) -> list[_Entry]:
+    async def read(self, stream: str) -> list[Delivery]:
         """Block on one stream until it gives new entries; ride out outages."""
         backoff = Backoff(f"reading {stream}", logger)
         while True:
@@ -416,69 +348,27 @@ class _StreamBroker(DecodesOnce):
                 logger.warning("Group %s of %s is gone; creating it again",
                                self.consumer_group_name, stream)  # fmt: skip
                 try:
-                    await self._create_group(stream)
+                    await self.create_group(stream)
                 except _GROUP_ERRORS as failure:
                     await backoff.failed(failure)
                 continue
             except RETRYABLE as error:
                 await backoff.failed(error)
                 continue
-            entries = _read_entries(reply)
-            for entry in entries:  # held before anything else can interrupt
-                self._holdings.add((entry.stream, entry.id), entry.delivery)
+            entries = self._hold(_read_entries(reply))  # before anything interrupts
             backoff.succeeded()
             if entries:
                 return entries
 
-    async def _admissible(self, entry: _Entry) -> bool:
-        """Bury an entry that this worker could not run instead of dropping it.
+    async def claim(
+        self, stream: str, *, take_over: bool
+    ) -> tuple[float | None, list[Delivery]]:
+        """Run the claim script once on ``stream``.
 
-        An entry without a payload (not XADDed by a broker) is buried everywhere.
+        Return the seconds until a delayed entry is due (None: none delayed) and
+        the entries taken over (only with ``take_over``), now held.
         """
-        reason = (
-            "payload missing" if entry.payload is None else self._refusal(entry.payload)
-        )
-        if reason is None:
-            return True
-        await self._bury(entry, reason)
-        return False
-
-    # -- claiming ----------------------------------------------------------------
-
-    async def _claim_forever(self) -> None:
-        """Every claim interval: promote delayed entries; take over when hungry.
-
-        Due delayed entries move into the streams every time; entries that dead
-        workers left are taken over only while listen() waits for work, so that a
-        busy worker does not collect work that idle workers could do.
-        """
-        backoff = Backoff(f"claiming on {self.queue_name}", logger)
-        loop = asyncio.get_running_loop()
-        wake_at = loop.time()
-        while True:
-            await asyncio.sleep(max(0.0, wake_at - loop.time()))
-            wake_at = loop.time() + self.claim_interval
-            for stream in self.streams:
-                try:
-                    next_due = await self._claim(stream)
-                except RETRYABLE as error:
-                    await backoff.failed(error)
-                    continue
-                except ResponseError as error:
-                    raise_if_cancelled()
-                    if not _is_nogroup(error):
-                        logger.exception("Claiming on %s failed", stream)
-                        continue
-                    with contextlib.suppress(*_GROUP_ERRORS):
-                        await self._create_group(stream)
-                    continue
-                backoff.succeeded()
-                if next_due is not None:
-                    wake_at = min(wake_at, loop.time() + next_due)
-
-    async def _claim(self, stream: str) -> float | None:
-        """Run the claim script once; return seconds until a delayed entry is due."""
-        keys = self._keys(stream)
+        keys = self.keys_of(stream)
         now_ms, next_due_ms, handed, buried = await scripts.run(
             self.endpoint.client,
             _CLAIM,
@@ -496,7 +386,7 @@ class _StreamBroker(DecodesOnce):
                 self.consumer_name,
                 self._lock_ms,
                 self.idle_timeout,
-                self.unacknowledged_batch_size if self._hungry else 0,
+                self.unacknowledged_batch_size if take_over else 0,
                 self.max_deliveries,
                 _PROMOTE_LIMIT,
                 self.maxlen or 0,
@@ -504,160 +394,78 @@ class _StreamBroker(DecodesOnce):
                 self.max_dead_letters,
             ],
         )
-        for index in range(0, len(buried), 2):
-            logger.warning(
-                "Entry %s of %s is now a dead letter: %s",
-                _text(buried[index]),
-                stream,
-                _text(buried[index + 1]),
-            )
-        if handed:
-            for index in range(0, len(handed), 3):
-                entry = _Entry(
-                    stream,
-                    _text(handed[index]),
-                    int(handed[index + 1]),
-                    handed[index + 2],
-                )
-                self._holdings.add((stream, entry.id), entry.delivery)
-                self._claimed.append(entry)
-            self._claimed_event.set()
+        self._report_buried(stream, buried)
+        taken = self._held(stream, handed)
         if int(next_due_ms) < 0:
-            return None
-        return max(0.0, (int(next_due_ms) - int(now_ms)) / 1000)
+            return None, taken
+        return max(0.0, (int(next_due_ms) - int(now_ms)) / 1000), taken
 
-    # -- settling ----------------------------------------------------------------
+    # -- settling (the calls reliable.py makes) ------------------------------------
 
-    async def _ack(self, stream: str, entry_id: str, delivery: int) -> None:
-        """Acknowledge the entry; acks made at the same time share one script call."""
-        try:
-            acked = await self._acks.submit(stream, entry_id)
-        finally:
-            self._holdings.forget((stream, entry_id), delivery)
-        if not acked:
-            logger.info(
-                "Ack of %s on %s came after it was taken over", entry_id, stream
-            )
-
-    async def _ack_batch(self, stream: str, entry_ids: list[str]) -> list[bool]:
-        acked = await attempt(
-            f"acking {len(entry_ids)} entries on {stream}",
-            logger,
-            partial(
-                scripts.run,
-                self.endpoint.client,
-                _ACK,
-                [self._keys(stream).stream],
-                [
-                    self.consumer_group_name,
-                    "1" if self.delete_on_ack else "0",
-                    *entry_ids,
-                ],
-            ),
+    def _ack_call(self, queue: str, held: list[tuple[str, int]]) -> Call:
+        return (
+            _ACK,
+            [self.keys_of(queue).stream],
+            [
+                self.consumer_group_name,
+                "1" if self.delete_on_ack else "0",
+                *(entry_id for entry_id, _ in held),
+            ],
         )
-        if acked is None:  # gave up, and said so: the leases expire instead
-            return [True] * len(entry_ids)
-        return [bool(int(flag)) for flag in acked]
 
-    async def _bury(self, entry: _Entry, reason: str) -> None:
-        """Move an entry this worker holds to the dead letters."""
-        keys = self._keys(entry.stream)
-        buried = await attempt(
-            f"burying {entry.id} on {entry.stream}",
-            logger,
-            partial(
-                scripts.run,
-                self.endpoint.client,
-                _BURY,
-                [keys.stream, keys.dead],
-                [
-                    self.consumer_group_name,
-                    entry.id,
-                    entry.delivery,
-                    reason,
-                    entry.payload or b"",
-                    self.max_dead_letters,
-                ],
-            ),
-        )
-        if buried:
-            logger.warning(
-                "Entry %s of %s is now a dead letter: %s",
-                entry.id,
-                entry.stream,
+    def _bury_call(self, delivery: Delivery, reason: str) -> Call:
+        keys = self.keys_of(delivery.queue)
+        return (
+            _BURY,
+            [keys.stream, keys.dead],
+            [
+                self.consumer_group_name,
+                delivery.id,
+                delivery.delivery,
                 reason,
-            )
-        self._holdings.forget((entry.stream, entry.id), entry.delivery)
+                delivery.payload or b"",
+                self.max_dead_letters,
+            ],
+        )
 
-    async def _release(
-        self, held: Sequence[tuple[tuple[str, str], int]], *, counted: bool = False
-    ) -> None:
-        """Let the group take over entries this worker will not finish."""
-        by_stream: dict[str, list[tuple[str, int]]] = {}
-        for (stream, entry_id), delivery in held:
-            by_stream.setdefault(stream, []).append((entry_id, delivery))
-        for stream, entries in by_stream.items():
-            keys = self._keys(stream)
-            for chunk in chunks(entries):
-                flat = [item for pair in chunk for item in pair]
-                try:
-                    await scripts.run(
-                        self.endpoint.client,
-                        _RELEASE,
-                        [keys.stream, keys.lock],
-                        [
-                            self.consumer_group_name,
-                            self.consumer_name,
-                            _RELEASED_IDLE_MS,
-                            "0" if counted else "1",
-                            *flat,
-                        ],
-                    )
-                except _GROUP_ERRORS as error:
-                    logger.warning(
-                        "Could not hand back %d entries of %s (%s); they are taken"
-                        " over after idle_timeout",
-                        len(chunk),
-                        stream,
-                        error,
-                    )
-                for entry_id, delivery in chunk:
-                    self._holdings.forget((stream, entry_id), delivery)
+    def _release_call(
+        self, queue: str, held: list[tuple[str, int]], *, counted: bool
+    ) -> Call:
+        keys = self.keys_of(queue)
+        return (
+            _RELEASE,
+            [keys.stream, keys.lock],
+            [
+                self.consumer_group_name,
+                self.consumer_name,
+                _RELEASED_IDLE_MS,
+                "0" if counted else "1",
+                *(item for pair in held for item in pair),
+            ],
+        )
 
-    async def _renew(
-        self, held: list[tuple[tuple[str, str], int]]
-    ) -> list[tuple[str, str]]:
-        """Reset the idle time of held entries; return those taken over meanwhile."""
-        lost: list[tuple[str, str]] = []
-        by_stream: dict[str, list[str]] = {}
-        for (stream, entry_id), _ in held:
-            by_stream.setdefault(stream, []).append(entry_id)
-        for stream, ids in by_stream.items():
-            try:
-                gone = await scripts.run(
-                    self.endpoint.client,
-                    _EXTEND,
-                    [self._keys(stream).stream],
-                    [self.consumer_group_name, self.consumer_name, *ids],
-                )
-            except _GROUP_ERRORS as error:  # the other streams still get renewed
-                raise_if_cancelled()
-                logger.warning("Could not renew entries of %s: %r", stream, error)
-                continue
-            lost.extend((stream, _text(entry_id)) for entry_id in gone)
-        return lost
+    def _renew_call(self, queue: str, held: list[tuple[str, int]]) -> Call:
+        return (
+            _EXTEND,
+            [self.keys_of(queue).stream],
+            [
+                self.consumer_group_name,
+                self.consumer_name,
+                *(entry_id for entry_id, _ in held),
+            ],
+        )
 
-    # -- inspection ----------------------------------------------------------------
+    # -- inspection and dead letters ------------------------------------------------
 
     async def stats(self, queue_name: str | None = None) -> list[StreamStats]:
         """Return a snapshot of each stream this broker reads (or of one)."""
         return [
             await self._stream_stats(stream)
-            for stream in ([queue_name] if queue_name else self.streams)
+            for stream in ([self._queue(queue_name)] if queue_name else self.streams)
         ]
 
     async def _stream_stats(self, stream: str) -> StreamStats:
-        keys = self._keys(stream)
+        keys = self.keys_of(stream)
         length, delayed, dead, found, pending, lag, _, consumers = await scripts.run(
             self.endpoint.client,
             _STATS,
@@ -675,7 +483,7 @@ class _StreamBroker(DecodesOnce):
             lag=None if int(lag) < 0 else int(lag),
             consumers=[
                 ConsumerStats(
-                    name=_text(consumers[i]),
+                    name=text(consumers[i]),
                     pending=int(consumers[i + 1]),
                     idle_seconds=int(consumers[i + 2]) / 1000,
                 )
@@ -683,78 +491,41 @@ class _StreamBroker(DecodesOnce):
             ],
         )
 
-    # -- dead letters --------------------------------------------------------------
-
     async def count_dead(self, queue_name: str | None = None) -> int:
         """Return the number of dead letters of the group on the stream."""
-        return int(await self.endpoint.client.xlen(self._keys(queue_name).dead))
+        dead = self.keys_of(self._queue(queue_name)).dead
+        return int(await self.endpoint.client.xlen(dead))
 
-    async def list_dead(
-        self,
-        limit: int = 100,
-        offset: int = 0,
-        queue_name: str | None = None,
-    ) -> list[DeadLetter]:
-        """Return up to ``limit`` dead letters, oldest first, from ``offset``.
-
-        A stream is read from its start, so ``offset + limit`` may not pass 10000.
-        """
-        options.positive_int("limit", limit)
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-            raise ValueError(f"offset must be a whole number >= 0, got {offset!r}")
+    async def _dead_page(self, queue: str, offset: int, limit: int) -> list[DeadLetter]:
+        """Return a page of dead letters (read from the stream's start: bounded)."""
         if offset + limit > _DEAD_PAGE_LIMIT:
             raise ValueError(
                 f"offset + limit must not pass {_DEAD_PAGE_LIMIT} on a stream, got"
                 f" {offset + limit}",
             )
         _, entries = await scripts.run(
-            self.endpoint.client, _DEAD, [self._keys(queue_name).dead], [offset, limit]
+            self.endpoint.client, _DEAD, [self.keys_of(queue).dead], [offset, limit]
         )
         return [
             DeadLetter(
-                id=_text(entries[i]),
-                queue=queue_name or self.queue_name,
+                id=text(entries[i]),
+                queue=queue,
                 died_at=datetime.fromtimestamp(
-                    int(_text(entries[i]).split("-")[0]) / 1000, tz=timezone.utc
+                    int(text(entries[i]).split("-")[0]) / 1000, tz=timezone.utc
                 ),
                 deliveries=int(entries[i + 1]),
-                reason=_text(entries[i + 2]),
+                reason=text(entries[i + 2]),
                 payload=entries[i + 3],
             )
             for i in range(0, len(entries), 5)
         ]
 
-    async def requeue_dead(
-        self,
-        ids: Iterable[str] | None = None,
-        queue_name: str | None = None,
-    ) -> int:
-        """Add dead letters back to the stream (``ids``, or all); return how many."""
-        keys = self._keys(queue_name)
-        target = [keys.stream, keys.dead]
-        client = self.endpoint.client
-        moved = 0
-        if ids is not None:
-            for chunk in chunks(ids):
-                moved += await scripts.run(client, _REQUEUE, target, ["ids", *chunk])
-            return moved
-        for _ in range(await self.count_dead(queue_name) // CHUNK + 1):
-            step = await scripts.run(client, _REQUEUE, target, ["oldest", CHUNK])
-            moved += step
-            if not step:
-                break
-        return moved
+    def _requeue_target(self, queue: str) -> tuple[scripts.Script, list[str]]:
+        keys = self.keys_of(queue)
+        return _REQUEUE, [keys.stream, keys.dead]
 
-    async def purge_dead(self, queue_name: str | None = None) -> int:
-        """Delete every dead letter of the group for good; return how many."""
-        dead = self._keys(queue_name).dead
-        purged = 0
-        for _ in range(await self.count_dead(queue_name) // CHUNK + 1):
-            step = await scripts.run(self.endpoint.client, _PURGE, [dead], [CHUNK])
-            purged += step
-            if not step:
-                break
-        return purged
+    def _purge_target(self, queue: str) -> tuple[scripts.Script, list[str]]:
+        return _PURGE, [self.keys_of(queue).dead]
 
 
 class RedisStreamBroker(SingleNodeAttributes, _StreamBroker):
