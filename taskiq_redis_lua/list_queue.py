@@ -97,7 +97,7 @@ class _Waiter:
     def __init__(self, queue: _ListQueue) -> None:
         self.queue = queue
         self.client = queue.endpoint.client
-        self.marker = queue.keys_of(queue.queue_name).marker
+        self.marker = queue._keys_of(queue.queue_name).marker
         self.clock_offset = 0.0  # server seconds minus monotonic seconds
         self.due_ms: int | None = None  # the earliest due time this worker knows of
         self.count = 1  # messages the next pop asks for
@@ -143,7 +143,7 @@ class _Waiter:
             popped: _Popped | None = None
             try:
                 if look:
-                    popped = await self.queue.pop(count)
+                    popped = await self.queue._pop(count)
                     backoff.succeeded()
                     if handed := self._heard(popped):
                         return handed
@@ -154,7 +154,7 @@ class _Waiter:
                 if timeout <= _NOW:
                     look = True
                     continue
-                woke, popped = await self.queue.block_then_pop(timeout, count)
+                woke, popped = await self.queue._block_then_pop(timeout, count)
                 backoff.succeeded()
             except RETRYABLE as error:
                 await backoff.failed(error)
@@ -173,11 +173,11 @@ class _Waiter:
 class _ListQueue(ReliableBroker):
     """The list queue broker. The public classes differ only in how they connect."""
 
-    family_scripts: ClassVar[Sequence[scripts.Script]] = (
+    _family_scripts: ClassVar[Sequence[scripts.Script]] = (
         _KICK, _POP, _ACK, _EXTEND, _RELEASE, _BURY, _REQUEUE, _PURGE, _DEAD, _STATS,
     )  # fmt: skip
-    message_type = QueueMessage
-    log = logger
+    _message_type = QueueMessage
+    _log = logger
 
     def __init__(
         self,
@@ -220,7 +220,7 @@ class _ListQueue(ReliableBroker):
             self._kick_batch, _KICK_BATCH
         )
 
-    def keys_of(self, queue: str) -> ListQueueKeys:
+    def _keys_of(self, queue: str) -> ListQueueKeys:
         """Return the keys of ``queue`` (the broker's own are computed once)."""
         return self._keys if queue == self.queue_name else list_queue_keys(queue)
 
@@ -247,7 +247,7 @@ class _ListQueue(ReliableBroker):
     async def _kick_batch(
         self, queue_name: str, messages: list[tuple[bytes | str, int, int]]
     ) -> list[str]:
-        keys = self.keys_of(queue_name)
+        keys = self._keys_of(queue_name)
         ids = await scripts.run(
             self.endpoint.client,
             _KICK,
@@ -284,7 +284,7 @@ class _ListQueue(ReliableBroker):
             ],
         )
 
-    async def pop(self, count: int) -> _Popped:
+    async def _pop(self, count: int) -> _Popped:
         """Run the pop script; if cancelled meanwhile, hold its messages anyway.
 
         listen() gives back whatever is held and was never handed over.
@@ -300,7 +300,7 @@ class _ListQueue(ReliableBroker):
             raise
         return self._take(reply)
 
-    async def block_then_pop(
+    async def _block_then_pop(
         self, timeout: float, count: int
     ) -> tuple[Any, _Popped | None]:
         """Wait on the marker for up to ``timeout`` s; return its reply and a pop.
@@ -338,7 +338,7 @@ class _ListQueue(ReliableBroker):
     # -- settling (the calls reliable.py makes) ------------------------------------
 
     def _ack_call(self, queue: str, held: list[tuple[str, int]]) -> Call:
-        keys = self.keys_of(queue)
+        keys = self._keys_of(queue)
         return (
             _ACK,
             [keys.ready, keys.inflight, keys.msgs, keys.deliveries],
@@ -346,7 +346,7 @@ class _ListQueue(ReliableBroker):
         )
 
     def _bury_call(self, delivery: Delivery, reason: str) -> Call:
-        keys = self.keys_of(delivery.queue)
+        keys = self._keys_of(delivery.queue)
         return (
             _BURY,
             [keys.inflight, keys.deliveries, keys.dead, keys.reasons, keys.msgs],
@@ -356,7 +356,7 @@ class _ListQueue(ReliableBroker):
     def _release_call(
         self, queue: str, held: list[tuple[str, int]], *, counted: bool
     ) -> Call:
-        keys = self.keys_of(queue)
+        keys = self._keys_of(queue)
         return (
             _RELEASE,
             [keys.ready, keys.inflight, keys.deliveries, keys.marker],
@@ -364,7 +364,7 @@ class _ListQueue(ReliableBroker):
         )
 
     def _renew_call(self, queue: str, held: list[tuple[str, int]]) -> Call:
-        keys = self.keys_of(queue)
+        keys = self._keys_of(queue)
         return (
             _EXTEND,
             [keys.inflight, keys.deliveries],
@@ -376,7 +376,7 @@ class _ListQueue(ReliableBroker):
     async def stats(self, queue_name: str | None = None) -> list[ListQueueStats]:
         """Return a snapshot of the queue: ready, delayed, in flight, dead."""
         queue = self._queue(queue_name)
-        keys = self.keys_of(queue)
+        keys = self._keys_of(queue)
         now, ready, delayed, in_flight, dead, lease, due, used = await scripts.run(
             self.endpoint.client,
             _STATS,
@@ -401,11 +401,11 @@ class _ListQueue(ReliableBroker):
 
     async def count_dead(self, queue_name: str | None = None) -> int:
         """Return the number of dead letters of the queue."""
-        keys = self.keys_of(self._queue(queue_name))
+        keys = self._keys_of(self._queue(queue_name))
         return int(await self.endpoint.client.zcard(keys.dead))
 
     async def _dead_page(self, queue: str, offset: int, limit: int) -> list[DeadLetter]:
-        keys = self.keys_of(queue)
+        keys = self._keys_of(queue)
         _, entries = await scripts.run(
             self.endpoint.client,
             _DEAD,
@@ -427,7 +427,7 @@ class _ListQueue(ReliableBroker):
         ]
 
     def _requeue_target(self, queue: str) -> tuple[scripts.Script, list[str]]:
-        keys = self.keys_of(queue)
+        keys = self._keys_of(queue)
         return _REQUEUE, [
             keys.dead,
             keys.reasons,
@@ -437,7 +437,7 @@ class _ListQueue(ReliableBroker):
         ]
 
     def _purge_target(self, queue: str) -> tuple[scripts.Script, list[str]]:
-        keys = self.keys_of(queue)
+        keys = self._keys_of(queue)
         return _PURGE, [keys.dead, keys.reasons, keys.deliveries, keys.msgs]
 
 

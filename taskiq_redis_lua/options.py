@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def positive_seconds(name: str, value: Any, *, minimum: float = 0.0) -> float:
@@ -139,3 +141,8 @@ def shorter_than_socket_timeout(
             f"{name} ({seconds:g} s) must be shorter than socket_timeout"
             f" ({socket_timeout:g} s), or every idle wait ends in a timeout",
         )
+
+
+def optional(check: Callable[[str, Any], T], name: str, value: Any) -> T | None:
+    """Return None for None, else ``check(name, value)``."""
+    return None if value is None else check(name, value)

@@ -113,14 +113,87 @@ async def bounded(step: Awaitable[None], log: logging.Logger) -> None:
         log.warning("Cleanup step gave up: %r", error)
 
 
-class ReliableBroker(DecodesOnce):
+class DeadLetterAPI:
+    """Reading, requeueing and purging a queue's dead letters; a family says where."""
+
+    endpoint: topology.Endpoint
+    queue_name: str
+
+    def _queue(self, queue_name: str | None) -> str:
+        """Return the queue a call names (the broker's own by default), checked."""
+        if queue_name is None:
+            return self.queue_name
+        return options.queue_name("queue_name", queue_name)
+
+    def _requeue_target(self, queue: str) -> tuple[scripts.Script, list[str]]:
+        raise NotImplementedError
+
+    def _purge_target(self, queue: str) -> tuple[scripts.Script, list[str]]:
+        raise NotImplementedError
+
+    async def count_dead(self, queue_name: str | None = None) -> int:
+        """Return the number of dead letters of the queue."""
+        raise NotImplementedError
+
+    async def _dead_page(self, queue: str, offset: int, limit: int) -> list[DeadLetter]:
+        raise NotImplementedError
+
+    async def list_dead(
+        self,
+        limit: int = 100,
+        offset: int = 0,
+        queue_name: str | None = None,
+    ) -> list[DeadLetter]:
+        """Return up to ``limit`` dead letters, oldest first, from ``offset``.
+
+        A stream's dead letters are read from its start, so there ``offset + limit``
+        may not pass 10,000.
+        """
+        options.positive_int("limit", limit)
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise ValueError(f"offset must be a whole number >= 0, got {offset!r}")
+        return await self._dead_page(self._queue(queue_name), offset, limit)
+
+    async def requeue_dead(
+        self,
+        ids: Iterable[str] | None = None,
+        queue_name: str | None = None,
+    ) -> int:
+        """Send dead letters back to the queue (``ids``, or all); return how many."""
+        script, keys = self._requeue_target(self._queue(queue_name))
+        client = self.endpoint.client
+        moved = 0
+        if ids is not None:
+            for chunk in chunks(ids):
+                moved += await scripts.run(client, script, keys, ["ids", *chunk])
+            return moved
+        for _ in range(await self.count_dead(queue_name) // CHUNK + 1):
+            step = await scripts.run(client, script, keys, ["oldest", CHUNK])
+            moved += step
+            if not step:
+                break
+        return moved
+
+    async def purge_dead(self, queue_name: str | None = None) -> int:
+        """Delete every dead letter of the queue for good; return how many."""
+        script, keys = self._purge_target(self._queue(queue_name))
+        purged = 0
+        for _ in range(await self.count_dead(queue_name) // CHUNK + 1):
+            step = await scripts.run(self.endpoint.client, script, keys, [CHUNK])
+            purged += step
+            if not step:
+                break
+        return purged
+
+
+class ReliableBroker(DeadLetterAPI, DecodesOnce):
     """What the list and stream brokers do alike; a family fills in the hooks."""
 
     #: The family's scripts, loaded by ``startup``.
-    family_scripts: ClassVar[Sequence[scripts.Script]] = ()
+    _family_scripts: ClassVar[Sequence[scripts.Script]] = ()
     #: The type of the messages ``listen()`` yields.
-    message_type: ClassVar[type[ReliableMessage]] = ReliableMessage
-    log: ClassVar[logging.Logger] = logging.getLogger(__name__)
+    _message_type: ClassVar[type[ReliableMessage]] = ReliableMessage
+    _log: ClassVar[logging.Logger] = logging.getLogger(__name__)
 
     def __init__(
         self,
@@ -173,19 +246,6 @@ class ReliableBroker(DecodesOnce):
     def _renew_call(self, queue: str, held: list[tuple[str, int]]) -> Call:
         raise NotImplementedError
 
-    def _requeue_target(self, queue: str) -> tuple[scripts.Script, list[str]]:
-        raise NotImplementedError
-
-    def _purge_target(self, queue: str) -> tuple[scripts.Script, list[str]]:
-        raise NotImplementedError
-
-    async def count_dead(self, queue_name: str | None = None) -> int:
-        """Return the number of dead letters of the queue."""
-        raise NotImplementedError
-
-    async def _dead_page(self, queue: str, offset: int, limit: int) -> list[DeadLetter]:
-        raise NotImplementedError
-
     # -- lifecycle -------------------------------------------------------------------
 
     async def startup(self) -> None:
@@ -193,10 +253,12 @@ class ReliableBroker(DecodesOnce):
         await super().startup()
         try:
             await self._prepare()
-            await scripts.load(self.endpoint.client, self.family_scripts)
+            await scripts.load(self.endpoint.client, self._family_scripts)
         except RETRYABLE as error:
             raise_if_misconfigured(error)
-            self.log.warning("Redis is not reachable yet (%s); preparing on use", error)
+            self._log.warning(
+                "Redis is not reachable yet (%s); preparing on use", error
+            )
 
     async def shutdown(self) -> None:
         """Return unfinished messages at once (the delivery counts), then disconnect.
@@ -209,18 +271,12 @@ class ReliableBroker(DecodesOnce):
             await self._fetcher.close()
         await self._holdings.stop()
         if held := self._holdings.items():
-            self.log.info(
+            self._log.info(
                 "Returning %d unfinished message(s) of %s", len(held), self.queue_name
             )
             await self._release(held, counted=True)
         await super().shutdown()
         await self.endpoint.close()
-
-    def _queue(self, queue_name: str | None) -> str:
-        """Return the queue a call names (the broker's own by default), checked."""
-        if queue_name is None:
-            return self.queue_name
-        return options.queue_name("queue_name", queue_name)
 
     # -- receiving -------------------------------------------------------------------
 
@@ -238,7 +294,7 @@ class ReliableBroker(DecodesOnce):
                 if not await self._admissible(delivery):
                     continue
                 self._holdings.hand_over(delivery.ref)
-                yield self.message_type(  # validating is cheaper than model_construct
+                yield self._message_type(  # validating is cheaper than model_construct
                     data=delivery.payload or b"",
                     ack=partial(
                         self._ack, delivery.queue, delivery.id, delivery.delivery
@@ -252,7 +308,7 @@ class ReliableBroker(DecodesOnce):
             # cancellation caught the fetch.
             await fetcher.close()
             self._fetcher = None
-            await bounded(self._release(self._holdings.fetched_items()), self.log)
+            await bounded(self._release(self._holdings.fetched_items()), self._log)
 
     def _hold(self, deliveries: list[Delivery]) -> list[Delivery]:
         """Hold what Redis just handed to this worker; return it."""
@@ -275,7 +331,7 @@ class ReliableBroker(DecodesOnce):
             self._report_burial(queue, text(buried[i]), text(buried[i + 1]))
 
     def _report_burial(self, queue: str, message_id: str, reason: str) -> None:
-        self.log.warning(
+        self._log.warning(
             "Message %s of %s is now a dead letter: %s", message_id, queue, reason
         )
 
@@ -303,7 +359,7 @@ class ReliableBroker(DecodesOnce):
         finally:
             self._holdings.forget((queue, message_id), delivery)
         if not settled:
-            self.log.info(
+            self._log.info(
                 "Ack of message %s (delivery %d) of %s came after it was handed out"
                 " again",
                 message_id,
@@ -314,7 +370,7 @@ class ReliableBroker(DecodesOnce):
     async def _ack_batch(self, queue: str, held: list[tuple[str, int]]) -> list[bool]:
         flags = await attempt(
             f"acking {len(held)} message(s) on {queue}",
-            self.log,
+            self._log,
             partial(scripts.run, self.endpoint.client, *self._ack_call(queue, held)),
         )
         if flags is None:  # gave up, and said so: the leases run out instead
@@ -325,7 +381,7 @@ class ReliableBroker(DecodesOnce):
         """Make a message this worker holds a dead letter."""
         buried = await attempt(
             f"burying {delivery.id} on {delivery.queue}",
-            self.log,
+            self._log,
             partial(
                 scripts.run, self.endpoint.client, *self._bury_call(delivery, reason)
             ),
@@ -348,7 +404,7 @@ class ReliableBroker(DecodesOnce):
                 try:
                     await scripts.run(self.endpoint.client, *call)
                 except SETTLING_ERRORS as error:
-                    self.log.warning(
+                    self._log.warning(
                         "Could not give back %d message(s) of %s (%s); they come"
                         " back once their lease runs out",
                         len(chunk),
@@ -368,56 +424,7 @@ class ReliableBroker(DecodesOnce):
                 )
             except SETTLING_ERRORS as error:  # the other queues still get renewed
                 raise_if_cancelled()
-                self.log.warning("Could not renew leases on %s: %r", queue, error)
+                self._log.warning("Could not renew leases on %s: %r", queue, error)
                 continue
             lost.extend((queue, text(message_id)) for message_id in gone)
         return lost
-
-    # -- dead letters ----------------------------------------------------------------
-
-    async def list_dead(
-        self,
-        limit: int = 100,
-        offset: int = 0,
-        queue_name: str | None = None,
-    ) -> list[DeadLetter]:
-        """Return up to ``limit`` dead letters, oldest first, from ``offset``.
-
-        A stream's dead letters are read from its start, so there ``offset + limit``
-        may not pass 10,000.
-        """
-        options.positive_int("limit", limit)
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-            raise ValueError(f"offset must be a whole number >= 0, got {offset!r}")
-        return await self._dead_page(self._queue(queue_name), offset, limit)
-
-    async def requeue_dead(
-        self,
-        ids: Iterable[str] | None = None,
-        queue_name: str | None = None,
-    ) -> int:
-        """Send dead letters back to the queue (``ids``, or all); return how many."""
-        script, keys = self._requeue_target(self._queue(queue_name))
-        client = self.endpoint.client
-        moved = 0
-        if ids is not None:
-            for chunk in chunks(ids):
-                moved += await scripts.run(client, script, keys, ["ids", *chunk])
-            return moved
-        for _ in range(await self.count_dead(queue_name) // CHUNK + 1):
-            step = await scripts.run(client, script, keys, ["oldest", CHUNK])
-            moved += step
-            if not step:
-                break
-        return moved
-
-    async def purge_dead(self, queue_name: str | None = None) -> int:
-        """Delete every dead letter of the queue for good; return how many."""
-        script, keys = self._purge_target(self._queue(queue_name))
-        purged = 0
-        for _ in range(await self.count_dead(queue_name) // CHUNK + 1):
-            step = await scripts.run(self.endpoint.client, script, keys, [CHUNK])
-            purged += step
-            if not step:
-                break
-        return purged

@@ -89,6 +89,46 @@ def _read_entries(reply: Any) -> list[Delivery]:
     ]
 
 
+def _snapshot(stream: str, group: str, reply: Sequence[Any]) -> StreamStats:
+    """Turn a reply of ``stream/stats.lua`` into a snapshot."""
+    length, delayed, dead, found, pending, lag, _, consumers = reply
+    return StreamStats(
+        queue=stream,
+        group=group,
+        length=int(length),
+        delayed=int(delayed),
+        dead=int(dead),
+        group_exists=bool(int(found)),
+        pending=int(pending),
+        lag=None if int(lag) < 0 else int(lag),
+        consumers=[
+            ConsumerStats(
+                name=text(consumers[i]),
+                pending=int(consumers[i + 1]),
+                idle_seconds=int(consumers[i + 2]) / 1000,
+            )
+            for i in range(0, len(consumers), 3)
+        ],
+    )
+
+
+def _dead_letters(stream: str, entries: Sequence[Any]) -> list[DeadLetter]:
+    """Turn ``stream/dead.lua``'s flat entries into dead letters."""
+    return [
+        DeadLetter(
+            id=text(entries[i]),
+            queue=stream,
+            died_at=datetime.fromtimestamp(
+                int(text(entries[i]).split("-")[0]) / 1000, tz=timezone.utc
+            ),
+            deliveries=int(entries[i + 1]),
+            reason=text(entries[i + 2]),
+            payload=entries[i + 3],
+        )
+        for i in range(0, len(entries), 5)
+    ]
+
+
 class _Fetcher:
     """A listening worker's reads (one per stream) and its claim timer.
 
@@ -112,7 +152,7 @@ class _Fetcher:
             return taken
         for stream in self.broker.streams:
             if stream not in self.reads:
-                self.reads[stream] = asyncio.create_task(self.broker.read(stream))
+                self.reads[stream] = asyncio.create_task(self._read(stream))
         self.claimed_event.clear()
         claims = asyncio.ensure_future(self.claimed_event.wait())
         self.hungry = True
@@ -141,6 +181,79 @@ class _Fetcher:
         self.reads.clear()
         self.claimed.clear()
 
+    async def _read(self, stream: str) -> list[Delivery]:
+        """Block on one stream until it gives new entries; ride out outages."""
+        broker = self.broker
+        backoff = Backoff(f"reading {stream}", logger)
+        while True:
+            try:
+                reply = await broker.endpoint.client.xreadgroup(
+                    broker.consumer_group_name,
+                    broker.consumer_name,
+                    {stream: ">"},
+                    count=broker.count,
+                    block=broker.block,
+                )
+            except ResponseError as error:
+                raise_if_cancelled()
+                if not _is_nogroup(error):
+                    raise
+                logger.warning("Group %s of %s is gone; creating it again",
+                               broker.consumer_group_name, stream)  # fmt: skip
+                try:
+                    await broker._create_group(stream)
+                except _GROUP_ERRORS as failure:
+                    await backoff.failed(failure)
+                continue
+            except RETRYABLE as error:
+                await backoff.failed(error)
+                continue
+            entries = broker._hold(_read_entries(reply))  # before anything interrupts
+            backoff.succeeded()
+            if entries:
+                return entries
+
+    async def _claim(
+        self, stream: str, *, take_over: bool
+    ) -> tuple[float | None, list[Delivery]]:
+        """Run the claim script once on ``stream``.
+
+        Return the seconds until a delayed entry is due (None: none delayed) and
+        the entries taken over (only with ``take_over``), now held.
+        """
+        broker = self.broker
+        keys = broker._keys_of(stream)
+        now_ms, next_due_ms, handed, buried = await scripts.run(
+            broker.endpoint.client,
+            _CLAIM,
+            [
+                keys.stream,
+                keys.lock,
+                keys.cursor,
+                keys.dead,
+                keys.delayed,
+                keys.payloads,
+            ],
+            [
+                broker.consumer_group_name,
+                broker.consumer_name,
+                broker.consumer_name,
+                broker._lock_ms,
+                broker.idle_timeout,
+                broker.unacknowledged_batch_size if take_over else 0,
+                broker.max_deliveries,
+                _PROMOTE_LIMIT,
+                broker.maxlen or 0,
+                "1" if broker.approximate else "0",
+                broker.max_dead_letters,
+            ],
+        )
+        broker._report_buried(stream, buried)
+        taken = broker._held(stream, handed)
+        if int(next_due_ms) < 0:
+            return None, taken
+        return max(0.0, (int(next_due_ms) - int(now_ms)) / 1000), taken
+
     async def _claim_forever(self) -> None:
         broker = self.broker
         backoff = Backoff(f"claiming on {broker.queue_name}", logger)
@@ -151,7 +264,7 @@ class _Fetcher:
             wake_at = loop.time() + broker.claim_interval
             for stream in broker.streams:
                 try:
-                    next_due, taken = await broker.claim(stream, take_over=self.hungry)
+                    next_due, taken = await self._claim(stream, take_over=self.hungry)
                 except RETRYABLE as error:
                     await backoff.failed(error)
                     continue
@@ -161,7 +274,7 @@ class _Fetcher:
                         logger.exception("Claiming on %s failed", stream)
                         continue
                     with contextlib.suppress(*_GROUP_ERRORS):
-                        await broker.create_group(stream)
+                        await broker._create_group(stream)
                     continue
                 backoff.succeeded()
                 if taken:
@@ -174,11 +287,11 @@ class _Fetcher:
 class _StreamBroker(ReliableBroker):
     """The stream broker. The public classes differ only in how they connect."""
 
-    family_scripts: ClassVar[Sequence[scripts.Script]] = (
+    _family_scripts: ClassVar[Sequence[scripts.Script]] = (
         _DELAY, _CLAIM, _ACK, _EXTEND, _RELEASE, _REQUEUE, _PURGE, _DEAD, _BURY, _STATS,
     )  # fmt: skip
-    message_type = StreamMessage
-    log = logger
+    _message_type = StreamMessage
+    _log = logger
 
     def __init__(
         self,
@@ -211,7 +324,7 @@ class _StreamBroker(ReliableBroker):
         self.consumer_id = options.stream_id("consumer_id", consumer_id)
         self.mkstream = options.flag("mkstream", mkstream)
         self.block = options.xread_block(xread_block)
-        self.maxlen = None if maxlen is None else options.positive_int("maxlen", maxlen)
+        self.maxlen = options.optional(options.positive_int, "maxlen", maxlen)
         self.approximate = options.flag("approximate", approximate)
         self.idle_timeout = round(
             options.positive_seconds("idle_timeout", idle_timeout, minimum=1)
@@ -222,18 +335,13 @@ class _StreamBroker(ReliableBroker):
         self.claim_interval = options.positive_seconds(
             "claim_interval", claim_interval, minimum=0.01
         )
-        self.unacknowledged_lock_timeout = (
+        self.unacknowledged_lock_timeout = options.positive_seconds(
+            "unacknowledged_lock_timeout",
             self.claim_interval
             if unacknowledged_lock_timeout is None
-            else options.positive_seconds(
-                "unacknowledged_lock_timeout", unacknowledged_lock_timeout
-            )
+            else unacknowledged_lock_timeout,
         )
-        self.count = (
-            None
-            if xread_count is None
-            else options.batch_size("xread_count", xread_count)
-        )
+        self.count = options.optional(options.batch_size, "xread_count", xread_count)
         #: Extra streams and the id their group starts from when it is created
         #: (taskiq-redis's ">" means: the same as consumer_id).
         self.additional_streams = options.additional_streams(additional_streams)
@@ -269,7 +377,7 @@ class _StreamBroker(ReliableBroker):
         """Every stream this broker reads: the queue, then the additional ones."""
         return [self.queue_name, *self.additional_streams]
 
-    def keys_of(self, stream: str) -> StreamKeys:
+    def _keys_of(self, stream: str) -> StreamKeys:
         """Return the keys of ``stream`` for this broker's consumer group."""
         return stream_keys(stream, self.consumer_group_name)
 
@@ -277,9 +385,9 @@ class _StreamBroker(ReliableBroker):
 
     async def _prepare(self) -> None:
         for stream in self.streams:
-            await self.create_group(stream)
+            await self._create_group(stream)
 
-    async def create_group(self, stream: str) -> None:
+    async def _create_group(self, stream: str) -> None:
         """Create the group from where it starts (``consumer_id`` by default)."""
         start = self.additional_streams.get(stream, self.consumer_id)
         try:
@@ -302,7 +410,7 @@ class _StreamBroker(ReliableBroker):
         )
         delay_ms = labels.delay_ms(message.labels.get("delay"))
         if delay_ms:
-            keys = self.keys_of(stream)
+            keys = self._keys_of(stream)
             await scripts.run(
                 self.endpoint.client,
                 _DELAY,
@@ -329,83 +437,12 @@ class _StreamBroker(ReliableBroker):
     def _start_fetching(self) -> _Fetcher:
         return _Fetcher(self)
 
-    async def read(self, stream: str) -> list[Delivery]:
-        """Block on one stream until it gives new entries; ride out outages."""
-        backoff = Backoff(f"reading {stream}", logger)
-        while True:
-            try:
-                reply = await self.endpoint.client.xreadgroup(
-                    self.consumer_group_name,
-                    self.consumer_name,
-                    {stream: ">"},
-                    count=self.count,
-                    block=self.block,
-                )
-            except ResponseError as error:
-                raise_if_cancelled()
-                if not _is_nogroup(error):
-                    raise
-                logger.warning("Group %s of %s is gone; creating it again",
-                               self.consumer_group_name, stream)  # fmt: skip
-                try:
-                    await self.create_group(stream)
-                except _GROUP_ERRORS as failure:
-                    await backoff.failed(failure)
-                continue
-            except RETRYABLE as error:
-                await backoff.failed(error)
-                continue
-            entries = self._hold(_read_entries(reply))  # before anything interrupts
-            backoff.succeeded()
-            if entries:
-                return entries
-
-    async def claim(
-        self, stream: str, *, take_over: bool
-    ) -> tuple[float | None, list[Delivery]]:
-        """Run the claim script once on ``stream``.
-
-        Return the seconds until a delayed entry is due (None: none delayed) and
-        the entries taken over (only with ``take_over``), now held.
-        """
-        keys = self.keys_of(stream)
-        now_ms, next_due_ms, handed, buried = await scripts.run(
-            self.endpoint.client,
-            _CLAIM,
-            [
-                keys.stream,
-                keys.lock,
-                keys.cursor,
-                keys.dead,
-                keys.delayed,
-                keys.payloads,
-            ],
-            [
-                self.consumer_group_name,
-                self.consumer_name,
-                self.consumer_name,
-                self._lock_ms,
-                self.idle_timeout,
-                self.unacknowledged_batch_size if take_over else 0,
-                self.max_deliveries,
-                _PROMOTE_LIMIT,
-                self.maxlen or 0,
-                "1" if self.approximate else "0",
-                self.max_dead_letters,
-            ],
-        )
-        self._report_buried(stream, buried)
-        taken = self._held(stream, handed)
-        if int(next_due_ms) < 0:
-            return None, taken
-        return max(0.0, (int(next_due_ms) - int(now_ms)) / 1000), taken
-
     # -- settling (the calls reliable.py makes) ------------------------------------
 
     def _ack_call(self, queue: str, held: list[tuple[str, int]]) -> Call:
         return (
             _ACK,
-            [self.keys_of(queue).stream],
+            [self._keys_of(queue).stream],
             [
                 self.consumer_group_name,
                 "1" if self.delete_on_ack else "0",
@@ -414,7 +451,7 @@ class _StreamBroker(ReliableBroker):
         )
 
     def _bury_call(self, delivery: Delivery, reason: str) -> Call:
-        keys = self.keys_of(delivery.queue)
+        keys = self._keys_of(delivery.queue)
         return (
             _BURY,
             [keys.stream, keys.dead],
@@ -431,7 +468,7 @@ class _StreamBroker(ReliableBroker):
     def _release_call(
         self, queue: str, held: list[tuple[str, int]], *, counted: bool
     ) -> Call:
-        keys = self.keys_of(queue)
+        keys = self._keys_of(queue)
         return (
             _RELEASE,
             [keys.stream, keys.lock],
@@ -447,7 +484,7 @@ class _StreamBroker(ReliableBroker):
     def _renew_call(self, queue: str, held: list[tuple[str, int]]) -> Call:
         return (
             _EXTEND,
-            [self.keys_of(queue).stream],
+            [self._keys_of(queue).stream],
             [
                 self.consumer_group_name,
                 self.consumer_name,
@@ -460,40 +497,22 @@ class _StreamBroker(ReliableBroker):
     async def stats(self, queue_name: str | None = None) -> list[StreamStats]:
         """Return a snapshot of each stream this broker reads (or of one)."""
         return [
-            await self._stream_stats(stream)
+            _snapshot(
+                stream,
+                self.consumer_group_name,
+                await scripts.run(
+                    self.endpoint.client,
+                    _STATS,
+                    [(keys := self._keys_of(stream)).stream, keys.dead, keys.delayed],
+                    [self.consumer_group_name],
+                ),
+            )
             for stream in ([self._queue(queue_name)] if queue_name else self.streams)
         ]
 
-    async def _stream_stats(self, stream: str) -> StreamStats:
-        keys = self.keys_of(stream)
-        length, delayed, dead, found, pending, lag, _, consumers = await scripts.run(
-            self.endpoint.client,
-            _STATS,
-            [keys.stream, keys.dead, keys.delayed],
-            [self.consumer_group_name],
-        )
-        return StreamStats(
-            queue=stream,
-            group=self.consumer_group_name,
-            length=int(length),
-            delayed=int(delayed),
-            dead=int(dead),
-            group_exists=bool(int(found)),
-            pending=int(pending),
-            lag=None if int(lag) < 0 else int(lag),
-            consumers=[
-                ConsumerStats(
-                    name=text(consumers[i]),
-                    pending=int(consumers[i + 1]),
-                    idle_seconds=int(consumers[i + 2]) / 1000,
-                )
-                for i in range(0, len(consumers), 3)
-            ],
-        )
-
     async def count_dead(self, queue_name: str | None = None) -> int:
         """Return the number of dead letters of the group on the stream."""
-        dead = self.keys_of(self._queue(queue_name)).dead
+        dead = self._keys_of(self._queue(queue_name)).dead
         return int(await self.endpoint.client.xlen(dead))
 
     async def _dead_page(self, queue: str, offset: int, limit: int) -> list[DeadLetter]:
@@ -504,28 +523,16 @@ class _StreamBroker(ReliableBroker):
                 f" {offset + limit}",
             )
         _, entries = await scripts.run(
-            self.endpoint.client, _DEAD, [self.keys_of(queue).dead], [offset, limit]
+            self.endpoint.client, _DEAD, [self._keys_of(queue).dead], [offset, limit]
         )
-        return [
-            DeadLetter(
-                id=text(entries[i]),
-                queue=queue,
-                died_at=datetime.fromtimestamp(
-                    int(text(entries[i]).split("-")[0]) / 1000, tz=timezone.utc
-                ),
-                deliveries=int(entries[i + 1]),
-                reason=text(entries[i + 2]),
-                payload=entries[i + 3],
-            )
-            for i in range(0, len(entries), 5)
-        ]
+        return _dead_letters(queue, entries)
 
     def _requeue_target(self, queue: str) -> tuple[scripts.Script, list[str]]:
-        keys = self.keys_of(queue)
+        keys = self._keys_of(queue)
         return _REQUEUE, [keys.stream, keys.dead]
 
     def _purge_target(self, queue: str) -> tuple[scripts.Script, list[str]]:
-        return _PURGE, [self.keys_of(queue).dead]
+        return _PURGE, [self._keys_of(queue).dead]
 
 
 class RedisStreamBroker(SingleNodeAttributes, _StreamBroker):
