@@ -23,6 +23,7 @@
     (ms, server clock; -1: none). Entries deleted from the stream while pending
     (trimmed by MAXLEN) are recorded as dead letters without a payload.
   Work: O((P + N) log M + N G), P <= ARGV[8], N <= ARGV[6], G the number of groups
+    (XINFO GROUPS runs at most once per call)
 ]]
 local rcall = redis.call
 local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
@@ -49,20 +50,31 @@ local function after(a, b)
   return a_ms > b_ms or (a_ms == b_ms and a_seq > b_seq)
 end
 
--- True when another group has yet to read the entry or has it pending.
-local function needed_elsewhere(id)
+-- The other groups of the stream, {name, last delivered id} each: read once, when
+-- the first buried entry asks.
+local others = nil
+local function other_groups()
+  if others then
+    return others
+  end
+  others = {}
   for _, info in ipairs(rcall("XINFO", "GROUPS", stream)) do
     local fields = {}
     for i = 1, #info, 2 do
       fields[info[i]] = info[i + 1]
     end
     if fields["name"] ~= group then
-      if after(id, fields["last-delivered-id"]) then
-        return true
-      end
-      if #rcall("XPENDING", stream, fields["name"], id, id, 1) > 0 then
-        return true
-      end
+      others[#others + 1] = {fields["name"], fields["last-delivered-id"]}
+    end
+  end
+  return others
+end
+
+-- True when another group has yet to read the entry or has it pending.
+local function needed_elsewhere(id)
+  for _, other in ipairs(other_groups()) do
+    if after(id, other[2]) or #rcall("XPENDING", stream, other[1], id, id, 1) > 0 then
+      return true
     end
   end
   return false
