@@ -9,7 +9,9 @@ import pytest
 
 from taskiq_redis_lua import ScriptReplyError
 from taskiq_redis_lua import topology as topo
+from taskiq_redis_lua.local_redis import LocalTopology
 
+from .conftest import OpenEndpoint
 from .stream_scripts import Stream, text
 
 
@@ -220,3 +222,37 @@ async def test_release_ignores_a_stale_delivery_number(stream: Stream) -> None:
     await stream.read("w1")
     assert await stream.release("w1", entry_id, 7) == 0
     assert await stream.deliveries(entry_id) == ("w1", 1)
+
+
+async def test_claim_keeps_buried_entries_another_group_still_needs(
+    stream: Stream,
+) -> None:
+    await stream.create_group("other")
+    ids = [await stream.add("poison"), await stream.add("poison too")]
+    await stream.read("w1")  # delivery 1 in group g; group "other" has read nothing
+    await asyncio.sleep(0.02)
+    _, handed, buried = await stream.claim("w2", min_idle_ms=10, max_deliveries=1)
+    assert handed == []
+    assert [entry_id for entry_id, _ in buried] == ids
+    assert await stream.client.xlen(stream.k.stream) == 2  # "other" still needs them
+
+
+async def test_claim_asks_for_the_groups_once_however_many_it_buries(
+    single_redis: LocalTopology, open_endpoint: OpenEndpoint, unique: str
+) -> None:
+    stream = Stream(open_endpoint(single_redis), unique)
+    await stream.create_group()
+    await stream.create_group("other")
+    for number in range(20):
+        await stream.add(f"poison {number}")
+    await stream.read("w1")
+    await asyncio.sleep(0.02)
+
+    async def groups_asked() -> int:
+        stats = await stream.client.info("commandstats")
+        return int(stats.get("cmdstat_xinfo|groups", {}).get("calls", 0))
+
+    before = await groups_asked()
+    _, _, buried = await stream.claim("w2", min_idle_ms=10, max_deliveries=1)
+    assert len(buried) == 20
+    assert await groups_asked() - before == 1
