@@ -158,13 +158,13 @@ async def test_a_busy_worker_leaves_orphans_to_idle_workers(
     make_stream: Any, listen: Listen, raw: Stream
 ) -> None:
     broker = await make_stream()
-    for value in range(3):
-        await send(broker, value)
-    orphans = await raw.read("killed-worker")
     await send(broker, "keeps the busy worker busy")
     busy = listen(await make_stream())
     message = await busy.next()
     assert busy.value(message) == "keeps the busy worker busy"  # then it works
+    for value in range(3):  # orphaned while the worker is busy, however slow it was
+        await send(broker, value)
+    orphans = await raw.read("killed-worker")
     await asyncio.sleep(1.0)  # several claim intervals past idle_timeout
     for entry_id in orphans:
         assert await raw.deliveries(entry_id) == ("killed-worker", 1)
