@@ -33,20 +33,14 @@ class SingleNodeScheduleAttributes(SingleNodeAttributes):
     The only name under which that class offers its pool, so code reaches for it.
     """
 
-    @property
-    def _connection_pool(self) -> ConnectionPool:
-        return self.endpoint.node_client.connection_pool
+    _connection_pool = SingleNodeAttributes.connection_pool
 
 
 class SingleNodeResultAttributes:
     """``redis_pool``: the pool of the single-node result backend."""
 
     endpoint: Endpoint
-
-    @property
-    def redis_pool(self) -> ConnectionPool:
-        """The connection pool this backend uses."""
-        return self.endpoint.node_client.connection_pool
+    redis_pool = SingleNodeAttributes.connection_pool
 
 
 class ClusterAttributes:

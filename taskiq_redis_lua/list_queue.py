@@ -38,6 +38,7 @@ from taskiq_redis_lua.reliable import (
     Delivery,
     ReliableBroker,
     ReliableMessage,
+    bounded,
     flat,
     text,
 )
@@ -97,7 +98,7 @@ class _Waiter:
     def __init__(self, queue: _ListQueue) -> None:
         self.queue = queue
         self.client = queue.endpoint.client
-        self.marker = queue._keys_of(queue.queue_name).marker
+        self.marker = queue._keys.marker
         self.clock_offset = 0.0  # server seconds minus monotonic seconds
         self.due_ms: int | None = None  # the earliest due time this worker knows of
         self.count = 1  # messages the next pop asks for
@@ -116,8 +117,8 @@ class _Waiter:
     async def close(self) -> None:
         """Leave the due time this worker knew of on the marker for another one."""
         due_ms, self.due_ms = self.due_ms, None
-        if due_ms is not None:
-            await self.client.zadd(self.marker, {"0": due_ms}, lt=True)
+        if due_ms is not None:  # a dead Redis must not hold up stopping
+            await bounded(self.client.zadd(self.marker, {"0": due_ms}, lt=True), logger)
 
     def _seconds_until(self, due_ms: int) -> float:
         return due_ms / 1000 - self.clock_offset - time.monotonic()
@@ -206,14 +207,9 @@ class _ListQueue(ReliableBroker):
         )
         self.fetch_batch_size = options.batch_size("fetch_batch_size", fetch_batch_size)
         self.block_timeout = options.positive_seconds("block_timeout", block_timeout)
-        if (
-            endpoint.socket_timeout is not None
-            and block_timeout >= endpoint.socket_timeout
-        ):
-            raise ValueError(
-                f"block_timeout ({block_timeout} s) must be shorter than socket_timeout"
-                f" ({endpoint.socket_timeout} s), or every idle wait ends in a timeout",
-            )
+        options.shorter_than_socket_timeout(
+            "block_timeout", self.block_timeout, endpoint.socket_timeout
+        )
         endpoint.require_connections(2, "a waiting worker holds one connection")
         self._keys = list_queue_keys(self.queue_name)
         self._kicks: Batcher[str, tuple[bytes | str, int, int], str] = Batcher(

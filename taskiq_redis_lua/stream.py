@@ -36,6 +36,7 @@ from taskiq_redis_lua.dead_letters import DeadLetter
 from taskiq_redis_lua.keys import StreamKeys, stream_keys
 from taskiq_redis_lua.leases import stop_task
 from taskiq_redis_lua.reliable import (
+    SETTLING_ERRORS,
     Call,
     Delivery,
     ReliableBroker,
@@ -66,7 +67,7 @@ _DEAD_PAGE_LIMIT = 10_000
 #: Most messages one kick pipeline sends (concurrent kicks share a round trip).
 _KICK_BATCH = 100
 #: Errors that leave a group's creation for a later attempt.
-_GROUP_ERRORS: tuple[type[Exception], ...] = (ResponseError, *RETRYABLE)
+_GROUP_ERRORS = SETTLING_ERRORS
 
 
 class StreamMessage(ReliableMessage):
