@@ -87,14 +87,14 @@ class ScriptHeaderError(ScriptError):
 
 
 class ScriptKeyCountError(ScriptError, ValueError):
-    """A call passed another number of keys than the script's header declares."""
+    """A call lacks keys that the script's header names."""
 
     __template__ = (
-        "Lua script {script} takes {expected} key(s) (KEYS[1]..KEYS[{expected}] in its"
-        " header), but the call passed {given}"
+        "Lua script {script} takes the keys {expected} (KEYS[1], KEYS[2], ... in its"
+        " header), but the call has no {missing}"
     )
-    expected: int
-    given: int
+    expected: str
+    missing: str
 
 
 class ScriptReplyError(ScriptError):

@@ -83,8 +83,17 @@ def companion_key(name: str, part: str, qualifier: str | None = None) -> str:
     return f"{slot_stem(name)}:{part}.{escape(qualifier).replace(':', '%3A')}"
 
 
-def result_keys(prefix: str | None, task_id: str) -> tuple[str, str]:
-    """Return the result key and the progress key of a task, both in one slot.
+@dataclass(frozen=True)
+class ResultKeys:
+    """The keys of one task's result, all in the slot of the task id."""
+
+    result: str
+    progress: str
+    watch: str
+
+
+def result_keys(prefix: str | None, task_id: str) -> ResultKeys:
+    """Return the result, progress and watch keys of a task, all in one slot.
 
     Results are tagged by task id, ``<prefix>:{<task_id>}``, so they spread over a
     cluster; braces and ``%`` in the prefix or the id are escaped, so no two tasks
@@ -95,7 +104,25 @@ def result_keys(prefix: str | None, task_id: str) -> tuple[str, str]:
     stem = "{" + escape(task_id) + "}"
     if prefix is not None:
         stem = f"{escape(prefix)}:{stem}"
-    return stem, f"{stem}:progress"
+    return ResultKeys(result=stem, progress=f"{stem}:progress", watch=f"{stem}:watch")
+
+
+@dataclass(frozen=True)
+class ScheduleKeys:
+    """The keys of one schedule source, all in the slot of its prefix."""
+
+    data: str
+    entries: str
+    index: str
+
+
+def schedule_keys(prefix: str) -> ScheduleKeys:
+    """Return the keys of the schedule source with key prefix ``prefix``."""
+    return ScheduleKeys(
+        data=companion_key(prefix, "data"),
+        entries=companion_key(prefix, "entries"),
+        index=companion_key(prefix, "index"),
+    )
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
-from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
 from taskiq import AsyncResultBackend, BrokerMessage
 
-from taskiq_redis_lua import labels, options, scripts, topology, wire
+from taskiq_redis_lua import labels, options, scripts, topology
 from taskiq_redis_lua.backoff import RETRYABLE, Backoff
 from taskiq_redis_lua.batching import Batcher
 from taskiq_redis_lua.compat import (
@@ -247,7 +245,7 @@ class _ListQueue(ReliableBroker):
         ids = await scripts.run(
             self.endpoint.client,
             _KICK,
-            [keys.seq, keys.msgs, keys.ready, keys.delayed, keys.marker],
+            keys,
             [part for message in messages for part in message],
         )
         return [text(message_id) for message_id in ids]
@@ -257,20 +255,11 @@ class _ListQueue(ReliableBroker):
     def _start_fetching(self) -> _Waiter:
         return _Waiter(self)
 
-    def _pop_call(self, count: int) -> tuple[list[str], list[scripts.Arg]]:
+    def _pop_call(self, count: int) -> tuple[ListQueueKeys, list[scripts.Arg]]:
         """Return the keys and arguments of the pop script for ``count`` messages."""
         keys = self._keys
         return (
-            [
-                keys.ready,
-                keys.delayed,
-                keys.inflight,
-                keys.msgs,
-                keys.deliveries,
-                keys.dead,
-                keys.reasons,
-                keys.marker,
-            ],
+            keys,
             [
                 round(self.visibility_timeout * 1000),
                 count,
@@ -301,28 +290,20 @@ class _ListQueue(ReliableBroker):
     ) -> tuple[Any, _Popped | None]:
         """Wait on the marker for up to ``timeout`` s; return its reply and a pop.
 
-        On a single node and Sentinel the pop script goes in the same write, right
-        behind the ``BZPOPMIN``: Redis runs it the moment the wait ends, so a woken
-        worker has its messages in one round trip (cancelled in the instant between
-        the two replies, a popped batch comes back when its lease runs out). The
-        pop is None on a cluster, and when the script was not loaded (the next look
-        loads it).
+        The pop script goes in the same pipeline, right behind the ``BZPOPMIN``
+        (both keys share a slot, so on a cluster too): Redis runs it the moment the
+        wait ends, so a woken worker has its messages in one round trip (cancelled
+        in the instant between the two replies, a popped batch comes back when its
+        lease runs out). The pop is None when the script was not loaded (the next
+        look loads it).
         """
-        client = self.endpoint.client
-        if not isinstance(client, Redis):
-            return await client.bzpopmin([self._keys.marker], timeout), None
-        keys, args = self._pop_call(count)
-        packed = wire.pack_command("BZPOPMIN", self._keys.marker, timeout)
-        packed += wire.pack_evalsha(_POP.sha, [(keys, args)])
-        woke, reply = await wire.exchange(client, packed, 2)
-        if isinstance(woke, Exception):
-            raise woke
-        if isinstance(reply, NoScriptError):
-            return woke, None
-        reply = scripts.reply_or_error(_POP, reply)
-        if isinstance(reply, Exception):
-            raise reply
-        return woke, self._take(reply)
+        woke, reply = await scripts.run_behind(
+            self.endpoint.client,
+            ("BZPOPMIN", self._keys.marker, timeout),
+            _POP,
+            *self._pop_call(count),
+        )
+        return woke, None if reply is None else self._take(reply)
 
     def _take(self, reply: Sequence[Any]) -> _Popped:
         now_ms, next_due_ms, handed, buried = reply
@@ -337,7 +318,7 @@ class _ListQueue(ReliableBroker):
         keys = self._keys_of(queue)
         return (
             _ACK,
-            [keys.ready, keys.inflight, keys.msgs, keys.deliveries],
+            keys,
             flat(held),
         )
 
@@ -345,7 +326,7 @@ class _ListQueue(ReliableBroker):
         keys = self._keys_of(delivery.queue)
         return (
             _BURY,
-            [keys.inflight, keys.deliveries, keys.dead, keys.reasons, keys.msgs],
+            keys,
             [delivery.id, delivery.delivery, reason, self.max_dead_letters],
         )
 
@@ -355,7 +336,7 @@ class _ListQueue(ReliableBroker):
         keys = self._keys_of(queue)
         return (
             _RELEASE,
-            [keys.ready, keys.inflight, keys.deliveries, keys.marker],
+            keys,
             ["0" if counted else "1", *flat(held)],
         )
 
@@ -363,7 +344,7 @@ class _ListQueue(ReliableBroker):
         keys = self._keys_of(queue)
         return (
             _EXTEND,
-            [keys.inflight, keys.deliveries],
+            keys,
             [round(self.visibility_timeout * 1000), *flat(held)],
         )
 
@@ -376,7 +357,7 @@ class _ListQueue(ReliableBroker):
         now, ready, delayed, in_flight, dead, lease, due, used = await scripts.run(
             self.endpoint.client,
             _STATS,
-            [keys.ready, keys.delayed, keys.inflight, keys.dead, keys.seq],
+            keys,
         )
 
         def seconds_from_now(moment: int) -> float | None:
@@ -405,7 +386,7 @@ class _ListQueue(ReliableBroker):
         _, entries = await scripts.run(
             self.endpoint.client,
             _DEAD,
-            [keys.dead, keys.reasons, keys.deliveries, keys.msgs],
+            keys,
             [offset, limit],
         )
         return [
@@ -422,19 +403,13 @@ class _ListQueue(ReliableBroker):
             for i in range(0, len(entries), 5)
         ]
 
-    def _requeue_target(self, queue: str) -> tuple[scripts.Script, list[str]]:
+    def _requeue_target(self, queue: str) -> tuple[scripts.Script, ListQueueKeys]:
         keys = self._keys_of(queue)
-        return _REQUEUE, [
-            keys.dead,
-            keys.reasons,
-            keys.deliveries,
-            keys.ready,
-            keys.marker,
-        ]
+        return _REQUEUE, keys
 
-    def _purge_target(self, queue: str) -> tuple[scripts.Script, list[str]]:
+    def _purge_target(self, queue: str) -> tuple[scripts.Script, ListQueueKeys]:
         keys = self._keys_of(queue)
-        return _PURGE, [keys.dead, keys.reasons, keys.deliveries, keys.msgs]
+        return _PURGE, keys
 
 
 class ListQueueBroker(SingleNodeAttributes, _ListQueue):

@@ -44,7 +44,7 @@ from taskiq_redis_lua.leases import CHUNK, Holdings, chunks
 #: A held message: its queue (stream) and its id there.
 Ref = tuple[str, str]
 #: A script and the keys and arguments of one call of it.
-Call = tuple[scripts.Script, list[str], list[scripts.Arg]]
+Call = tuple[scripts.Script, scripts.KeySet, list[scripts.Arg]]
 
 #: Errors after which a settling step gives up and leaves the message to its lease.
 SETTLING_ERRORS: tuple[type[Exception], ...] = (ResponseError, *RETRYABLE)
@@ -125,10 +125,10 @@ class DeadLetterAPI:
             return self.queue_name
         return options.queue_name("queue_name", queue_name)
 
-    def _requeue_target(self, queue: str) -> tuple[scripts.Script, list[str]]:
+    def _requeue_target(self, queue: str) -> tuple[scripts.Script, scripts.KeySet]:
         raise NotImplementedError
 
-    def _purge_target(self, queue: str) -> tuple[scripts.Script, list[str]]:
+    def _purge_target(self, queue: str) -> tuple[scripts.Script, scripts.KeySet]:
         raise NotImplementedError
 
     async def count_dead(self, queue_name: str | None = None) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
 
@@ -29,7 +29,7 @@ from taskiq_redis_lua.exceptions import (
     ResultIsMissingError,
     ResultSerializationError,
 )
-from taskiq_redis_lua.keys import result_keys
+from taskiq_redis_lua.keys import ResultKeys, result_keys
 
 _ReturnType = TypeVar("_ReturnType")
 logger = logging.getLogger(__name__)
@@ -74,11 +74,6 @@ def _result_ttl_ms(
     if result_px_time is not None:
         return result_px_time
     return DEFAULT_RESULT_TTL_SECONDS * 1000 if expire_results else 0
-
-
-def _watch_key_of(result_key: str) -> str:
-    """Return the key a waiting reader watches (see watch.lua)."""
-    return result_key + ":watch"
 
 
 class _ResultBackend(AsyncResultBackend[_ReturnType]):
@@ -129,11 +124,8 @@ class _ResultBackend(AsyncResultBackend[_ReturnType]):
         await self.endpoint.close()
         await super().shutdown()
 
-    def _keys(self, task_id: str) -> tuple[str, str]:
+    def _keys(self, task_id: str) -> ResultKeys:
         return result_keys(self.prefix_str, task_id)
-
-    def _watch_key(self, task_id: str) -> str:
-        return _watch_key_of(self._keys(task_id)[0])
 
     def _dump(
         self, what: str, task_id: str, model: TaskiqResult[Any] | TaskProgress[Any]
@@ -201,11 +193,7 @@ class _ResultBackend(AsyncResultBackend[_ReturnType]):
     async def _set_batch(self, _: None, results: list[tuple[str, bytes]]) -> list[Any]:
         """Store results given at the same time in one pipeline."""
         ttl = self._ttl_ms
-        calls = [
-            ((result, progress, _watch_key_of(result)), (value, ttl))
-            for task_id, value in results
-            for result, progress in [self._keys(task_id)]
-        ]
+        calls = [(self._keys(task_id), (value, ttl)) for task_id, value in results]
         # Storing is idempotent, so a whole pipeline may be sent again after an
         # outage; a worker that gave up too soon would ack a task without a result.
         replies = await attempt(
@@ -223,18 +211,17 @@ class _ResultBackend(AsyncResultBackend[_ReturnType]):
 
         With ``ready_wait``, wait up to that long on Redis for the result first.
         """
-        result_key, _ = self._keys(task_id)
+        keys = self._keys(task_id)
         client = self.endpoint.client
         if not self.ready_wait:
-            return bool(await client.exists(result_key))
+            return bool(await client.exists(keys.result))
         wait_ms = max(1, round(self.ready_wait * 1000))
-        watch_key = self._watch_key(task_id)
         # One call looks and, if the result is not there yet, asks set.lua to leave
         # a notice after the returned id; the blocking read then ends on that notice.
-        found = await scripts.run(client, _WATCH, [result_key, watch_key], [wait_ms])
+        found = await scripts.run(client, _WATCH, keys, [wait_ms])
         if found[0]:
             return True
-        notice = await client.xread({watch_key: found[1]}, count=1, block=wait_ms)
+        notice = await client.xread({keys.watch: found[1]}, count=1, block=wait_ms)
         return bool(notice)
 
     async def get_result(
@@ -246,9 +233,9 @@ class _ResultBackend(AsyncResultBackend[_ReturnType]):
 
         :raises ResultIsMissingError: no result is stored for the task.
         """
-        keys: Sequence[str] = self._keys(task_id)
+        keys = self._keys(task_id)
         if self.keep_results:
-            raw = await self.endpoint.client.get(keys[0])
+            raw = await self.endpoint.client.get(keys.result)
         else:
             raw = await scripts.run(self.endpoint.client, _TAKE, keys)
         if raw is None:
@@ -265,13 +252,13 @@ class _ResultBackend(AsyncResultBackend[_ReturnType]):
     async def set_progress(self, task_id: str, progress: TaskProgress[Any]) -> None:
         """Store the task's progress with the results' time to live."""
         value = self._dump("progress", task_id, progress)
-        _, progress_key = self._keys(task_id)
-        await self.endpoint.client.set(progress_key, value, px=self._ttl_ms or None)
+        await self.endpoint.client.set(
+            self._keys(task_id).progress, value, px=self._ttl_ms or None
+        )
 
     async def get_progress(self, task_id: str) -> TaskProgress[Any] | None:
         """Return the task's last progress, or None when there is none."""
-        _, progress_key = self._keys(task_id)
-        raw = await self.endpoint.client.get(progress_key)
+        raw = await self.endpoint.client.get(self._keys(task_id).progress)
         if raw is None:
             return None
         data = self._load("progress", task_id, raw)

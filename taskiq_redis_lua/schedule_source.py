@@ -34,7 +34,7 @@ from taskiq_redis_lua.compat import (
     SentinelAttributes,
     SingleNodeScheduleAttributes,
 )
-from taskiq_redis_lua.keys import companion_key
+from taskiq_redis_lua.keys import companion_key, schedule_keys
 
 logger = logging.getLogger("taskiq_redis_lua.schedule_source")
 
@@ -141,9 +141,7 @@ class _ScheduleSource(ScheduleSource):
         self.deduplicate = options.flag("deduplicate", deduplicate)
         self.lookahead = options.positive_seconds("lookahead", lookahead)
         self.endpoint = connect()
-        self._data = companion_key(self.prefix, "data")
-        self._entries = companion_key(self.prefix, "entries")
-        self._index = companion_key(self.prefix, "index")
+        self._keys = schedule_keys(self.prefix)
         self._started_ms = _now_ms()
         self._migrate_from: ScheduleSource | None = None
         self._delete_migrated = True
@@ -182,7 +180,10 @@ class _ScheduleSource(ScheduleSource):
 
     async def _same_storage(self, source: ScheduleSource) -> bool:
         """Tell whether ``source`` keeps its schedules in this source's keys."""
-        if not isinstance(source, _ScheduleSource) or source._index != self._index:
+        if (
+            not isinstance(source, _ScheduleSource)
+            or source._keys.index != self._keys.index
+        ):
             return False
         probe = companion_key(self.prefix, "migration-probe")
         token = uuid.uuid4().hex
@@ -199,13 +200,11 @@ class _ScheduleSource(ScheduleSource):
         """Store the schedule and index it (recurring, or by due time) in one script."""
         payload = self.serializer.dumpb(schedule.model_dump(mode="json"))
         args: list[scripts.Arg] = [schedule.schedule_id, payload, _member(schedule)]
-        keys = [self._data, self._entries, self._index]
-        await scripts.run(self.endpoint.client, _ADD, keys, args)
+        await scripts.run(self.endpoint.client, _ADD, self._keys, args)
 
     async def delete_schedule(self, schedule_id: str) -> None:
         """Remove the schedule and its index entry in one script."""
-        keys = [self._data, self._entries, self._index]
-        await scripts.run(self.endpoint.client, _DELETE, keys, [schedule_id])
+        await scripts.run(self.endpoint.client, _DELETE, self._keys, [schedule_id])
 
     async def get_schedules(self) -> list[ScheduledTask]:
         """Return cron and interval schedules and the time schedules due soon.
@@ -257,7 +256,7 @@ class _ScheduleSource(ScheduleSource):
         page = await scripts.run(
             self.endpoint.client,
             _FETCH,
-            [self._data, self._index],
+            self._keys,
             [start, highest, self.buffer_size],
         )
         members = [m.decode() if isinstance(m, bytes) else m for m in page[::2]]

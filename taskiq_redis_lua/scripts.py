@@ -9,7 +9,6 @@ before it reaches Redis.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -18,10 +17,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, RedisClusterException, ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
-from taskiq_redis_lua import wire
+from taskiq_redis_lua import topology, wire
 from taskiq_redis_lua.backoff import RETRYABLE
 from taskiq_redis_lua.exceptions import (
     ScriptHeaderError,
@@ -31,6 +29,9 @@ from taskiq_redis_lua.exceptions import (
 from taskiq_redis_lua.topology import Client
 
 Arg = wire.Arg
+#: A call's keys by the names its script's header gives them: a mapping, or an
+#: object with one attribute per name (``keys.ListQueueKeys`` and the like).
+KeySet = Mapping[str, str] | object
 
 _SHEBANG = re.compile(r"^#!lua(?:[ \t]+flags=([\w,-]+))?[ \t]*$")
 _TITLE = re.compile(r"^--\[\[\s*([\w-]+):\s*(\S.*)$")
@@ -179,38 +180,42 @@ def script(name: str) -> Script:
 async def load(client: Client, scripts: Sequence[Script]) -> None:
     """``SCRIPT LOAD`` each script (on every primary of a cluster)."""
     for item in scripts:
-        sha = await client.script_load(item.body)
-        loaded = sha.decode() if isinstance(sha, bytes) else str(sha)
-        if loaded != item.sha:  # pragma: no cover - would mean a Redis bug
-            raise ScriptHeaderError(
-                script=item.name,
-                detail=f"Redis named it {loaded}, we computed {item.sha}",
-            )
+        await _load(client, item)
 
 
-async def _reload(
-    client: Client, item: Script, key_sets: Sequence[Sequence[str]]
-) -> None:
-    """Load ``item`` again after ``NOSCRIPT``, where the calls with ``key_sets`` run.
-
-    That is every primary and, on a cluster, also the node that serves each call's
-    slot by the client's newest view: after a failover the list of primaries may
-    lag behind the node that answered.
-    """
-    await load(client, [item])
-    if isinstance(client, Redis):
-        return
-    with contextlib.suppress(RedisClusterException):  # a slot nobody serves yet
-        nodes = {client.get_node_from_key(keys[0]) for keys in key_sets if keys}
-        for node in nodes - {None}:
-            await client.execute_command("SCRIPT LOAD", item.body, target_nodes=node)
-
-
-def _check_keys(item: Script, keys: Sequence[str]) -> None:
-    if len(keys) != len(item.keys):
-        raise ScriptKeyCountError(
-            script=item.name, expected=len(item.keys), given=len(keys)
+async def _load(client: Client, item: Script, keys: Sequence[str] = ()) -> None:
+    loaded = await topology.load_script(client, item.body, keys)
+    if loaded != item.sha:  # pragma: no cover - would mean a Redis bug
+        raise ScriptHeaderError(
+            script=item.name, detail=f"Redis named it {loaded}, we computed {item.sha}"
         )
+
+
+def ordered_keys(item: Script, keys: KeySet) -> list[str]:
+    """Return the call's keys in the order the header names them (KEYS[1], ...).
+
+    ``keys`` maps the header's names to key names: a mapping, or an object with an
+    attribute per name (the key sets of ``keys.py``). A name it lacks is refused.
+    """
+    if isinstance(keys, Mapping):
+        found = [keys.get(name) for name in item.keys]
+    elif isinstance(keys, str | bytes | Sequence):
+        raise TypeError(
+            f"Lua script {item.name} takes its keys by name ({', '.join(item.keys)}),"
+            f" not in a sequence: {keys!r}"
+        )
+    else:
+        found = [getattr(keys, name, None) for name in item.keys]
+    if None in found:
+        missing = [name for name, key in zip(item.keys, found, strict=True) if not key]
+        raise ScriptKeyCountError(
+            script=item.name, expected=", ".join(item.keys), missing=", ".join(missing)
+        )
+    return found  # type: ignore[return-value]
+
+
+def _evalsha(item: Script, keys: KeySet, args: Sequence[Arg]) -> wire.Command:
+    return ("EVALSHA", item.sha, len(item.keys), *ordered_keys(item, keys), *args)
 
 
 def reply_or_error(item: Script, reply: Any) -> Any:
@@ -229,10 +234,18 @@ def reply_or_error(item: Script, reply: Any) -> Any:
     return reply
 
 
+def _raise_outage(replies: Sequence[Any]) -> None:
+    # A cluster pipeline returns a dead node's connection error in place of each
+    # of its replies; callers retry outages only when they are raised.
+    for reply in replies:
+        if isinstance(reply, RETRYABLE):
+            raise reply
+
+
 async def run_many(
     client: Client,
     item: Script,
-    calls: Sequence[tuple[Sequence[str], Sequence[Arg]]],
+    calls: Sequence[tuple[KeySet, Sequence[Arg]]],
 ) -> list[Any]:
     """Run ``item`` once per ``(keys, args)`` in one pipeline (not a transaction).
 
@@ -241,42 +254,22 @@ async def run_many(
     met ``NOSCRIPT`` are loaded and run again. Connection errors raise, also when
     only some nodes of a cluster failed: the caller retries the whole batch.
     """
-    for keys, _ in calls:
-        _check_keys(item, keys)
-    replies: list[Any] = await _pipelined(client, item, calls)
+    commands = [_evalsha(item, keys, args) for keys, args in calls]
+    replies = await topology.pipeline(client, commands)
     again = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
     if again:
-        await _reload(client, item, [calls[i][0] for i in again])
-        retried = await _pipelined(client, item, [calls[i] for i in again])
+        await _load(client, item, [str(key) for i in again for key in commands[i][3:4]])
+        retried = await topology.pipeline(client, [commands[i] for i in again])
         for index, reply in zip(again, retried, strict=True):
             replies[index] = reply
-    for reply in replies:
-        # A cluster pipeline returns a dead node's connection error in place of
-        # each of its replies; callers retry outages only when they are raised.
-        if isinstance(reply, RETRYABLE):
-            raise reply
+    _raise_outage(replies)
     return [reply_or_error(item, reply) for reply in replies]
-
-
-async def _pipelined(
-    client: Client,
-    item: Script,
-    calls: Sequence[tuple[Sequence[str], Sequence[Arg]]],
-) -> list[Any]:
-    if isinstance(client, Redis):
-        return await wire.exchange(
-            client, wire.pack_evalsha(item.sha, calls), len(calls)
-        )
-    pipe = client.pipeline(transaction=False)
-    for keys, args in calls:
-        pipe.execute_command("EVALSHA", item.sha, len(keys), *keys, *args)
-    return list(await pipe.execute(raise_on_error=False))
 
 
 async def run(
     client: Client,
     item: Script,
-    keys: Sequence[str],
+    keys: KeySet,
     args: Sequence[Arg] = (),
 ) -> Any:
     """Run ``item`` with ``EVALSHA``; load it and retry once on ``NOSCRIPT``.
@@ -284,30 +277,34 @@ async def run(
     A reply that the header declares as an error (an ``TRL_...`` error reply or a
     negative code listed under ``Errors:``) raises :class:`ScriptReplyError`.
     """
-    _check_keys(item, keys)
-    try:
-        try:
-            reply = await _evalsha(client, item, keys, args)
-        except NoScriptError:
-            await _reload(client, item, [keys])
-            reply = await _evalsha(client, item, keys, args)
-    except ResponseError as error:
-        refusal = reply_or_error(item, error)
-        if refusal is error:
-            raise
-        raise refusal from error
-    refusal = reply_or_error(item, reply)
-    if isinstance(refusal, ScriptReplyError):
-        raise refusal
-    return reply
-
-
-async def _evalsha(
-    client: Client, item: Script, keys: Sequence[str], args: Sequence[Arg]
-) -> Any:
-    if not isinstance(client, Redis):
-        return await client.evalsha(item.sha, len(keys), *keys, *args)
-    (reply,) = await _pipelined(client, item, [(keys, args)])
-    if isinstance(reply, ResponseError):
+    (reply,) = await run_many(client, item, [(keys, args)])
+    if isinstance(reply, Exception):
         raise reply
     return reply
+
+
+async def run_behind(
+    client: Client,
+    command: wire.Command,
+    item: Script,
+    keys: KeySet,
+    args: Sequence[Arg] = (),
+) -> tuple[Any, Any]:
+    """Send ``command`` and then ``item`` in one pipeline; return both replies.
+
+    Redis runs the script the moment the command is done (a blocking command's
+    wait included). The script's reply is None if it was not loaded: the caller's
+    next :func:`run` loads it.
+    """
+    first, reply = await topology.pipeline(
+        client, [command, _evalsha(item, keys, args)]
+    )
+    _raise_outage([first, reply])
+    if isinstance(first, Exception):
+        raise first
+    if isinstance(reply, NoScriptError):
+        return first, None
+    reply = reply_or_error(item, reply)
+    if isinstance(reply, Exception):
+        raise reply
+    return first, reply

@@ -227,14 +227,7 @@ class _Fetcher:
         now_ms, next_due_ms, handed, buried = await scripts.run(
             broker.endpoint.client,
             _CLAIM,
-            [
-                keys.stream,
-                keys.lock,
-                keys.cursor,
-                keys.dead,
-                keys.delayed,
-                keys.payloads,
-            ],
+            keys,
             [
                 broker.consumer_group_name,
                 broker.consumer_name,
@@ -415,7 +408,7 @@ class _StreamBroker(ReliableBroker):
             await scripts.run(
                 self.endpoint.client,
                 _DELAY,
-                [keys.delayed, keys.payloads],
+                keys,
                 [uuid.uuid4().hex, message.message, delay_ms],
             )
             return
@@ -443,7 +436,7 @@ class _StreamBroker(ReliableBroker):
     def _ack_call(self, queue: str, held: list[tuple[str, int]]) -> Call:
         return (
             _ACK,
-            [self._keys_of(queue).stream],
+            self._keys_of(queue),
             [
                 self.consumer_group_name,
                 "1" if self.delete_on_ack else "0",
@@ -455,7 +448,7 @@ class _StreamBroker(ReliableBroker):
         keys = self._keys_of(delivery.queue)
         return (
             _BURY,
-            [keys.stream, keys.dead],
+            keys,
             [
                 self.consumer_group_name,
                 delivery.id,
@@ -472,7 +465,7 @@ class _StreamBroker(ReliableBroker):
         keys = self._keys_of(queue)
         return (
             _RELEASE,
-            [keys.stream, keys.lock],
+            keys,
             [
                 self.consumer_group_name,
                 self.consumer_name,
@@ -485,7 +478,7 @@ class _StreamBroker(ReliableBroker):
     def _renew_call(self, queue: str, held: list[tuple[str, int]]) -> Call:
         return (
             _EXTEND,
-            [self._keys_of(queue).stream],
+            self._keys_of(queue),
             [
                 self.consumer_group_name,
                 self.consumer_name,
@@ -504,7 +497,7 @@ class _StreamBroker(ReliableBroker):
                 await scripts.run(
                     self.endpoint.client,
                     _STATS,
-                    [(keys := self._keys_of(stream)).stream, keys.dead, keys.delayed],
+                    self._keys_of(stream),
                     [self.consumer_group_name],
                 ),
             )
@@ -524,16 +517,16 @@ class _StreamBroker(ReliableBroker):
                 f" {offset + limit}",
             )
         _, entries = await scripts.run(
-            self.endpoint.client, _DEAD, [self._keys_of(queue).dead], [offset, limit]
+            self.endpoint.client, _DEAD, self._keys_of(queue), [offset, limit]
         )
         return _dead_letters(queue, entries)
 
-    def _requeue_target(self, queue: str) -> tuple[scripts.Script, list[str]]:
+    def _requeue_target(self, queue: str) -> tuple[scripts.Script, StreamKeys]:
         keys = self._keys_of(queue)
-        return _REQUEUE, [keys.stream, keys.dead]
+        return _REQUEUE, keys
 
-    def _purge_target(self, queue: str) -> tuple[scripts.Script, list[str]]:
-        return _PURGE, [self._keys_of(queue).dead]
+    def _purge_target(self, queue: str) -> tuple[scripts.Script, StreamKeys]:
+        return _PURGE, self._keys_of(queue)
 
 
 class RedisStreamBroker(SingleNodeAttributes, _StreamBroker):

@@ -7,6 +7,7 @@ This is the only place that knows the topology. Every class gets an
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -26,6 +27,9 @@ from redis.asyncio.sentinel import (
     SentinelManagedSSLConnection,
 )
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import RedisClusterException, ResponseError
+
+from taskiq_redis_lua import wire
 
 Client: TypeAlias = "Redis | RedisCluster"
 TopologyKind = Literal["single", "cluster", "sentinel"]
@@ -112,6 +116,43 @@ class Endpoint:
             **node.connection_kwargs,
         )
         return Redis.from_pool(pool)
+
+
+async def pipeline(client: Client, commands: Sequence[wire.Command]) -> list[Any]:
+    """Send ``commands`` in one pipeline (not a transaction); return replies in order.
+
+    An error reply stands in place of its reply. A node client (single node,
+    Sentinel's primary) takes the lean path, one write on one connection
+    (:mod:`wire`); a cluster client routes each command by its slot, and may
+    return a dead node's connection error in place of that node's replies.
+    """
+    if not isinstance(client, RedisCluster):
+        return await wire.exchange(client, commands)
+    if len(commands) == 1:  # one command needs no pipeline's bookkeeping
+        try:
+            return [await client.execute_command(*commands[0])]
+        except ResponseError as error:
+            return [error]
+    pipe = client.pipeline(transaction=False)
+    for command in commands:
+        pipe.execute_command(*command)
+    return list(await pipe.execute(raise_on_error=False))
+
+
+async def load_script(client: Client, body: bytes, keys: Sequence[str] = ()) -> str:
+    """``SCRIPT LOAD`` ``body`` where calls on ``keys`` run; return its SHA1.
+
+    That is the server, every primary of a cluster and, on a cluster, also the node
+    that serves each key's slot by the client's newest view: after a failover the
+    list of primaries may lag behind the node that answered ``NOSCRIPT``.
+    """
+    sha = await client.script_load(body)
+    if isinstance(client, RedisCluster):
+        with contextlib.suppress(RedisClusterException):  # a slot nobody serves yet
+            nodes = {client.get_node_from_key(key) for key in keys}
+            for node in nodes - {None}:
+                await client.execute_command("SCRIPT LOAD", body, target_nodes=node)
+    return sha.decode() if isinstance(sha, bytes) else str(sha)
 
 
 def _connection_options(connection_kwargs: Mapping[str, Any]) -> dict[str, Any]:

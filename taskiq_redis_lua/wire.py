@@ -1,22 +1,24 @@
-"""Hot-path commands written straight to one pooled connection of a non-cluster client.
+"""The lean path: commands written straight to one pooled connection of a node client.
 
 redis-py's ``execute_command`` and ``Pipeline`` do a lot of bookkeeping per command
-(metrics, deprecation wrappers, response callbacks, a timeout context per reply);
-for the hot path's ``EVALSHA`` calls that costs the worker more CPU than Redis spends
-running the scripts. :func:`pack_evalsha` and :func:`pack_command` write commands in
-the Redis protocol; :func:`exchange` sends them in one write and reads the replies
-in order, under the connection's own retry policy and socket timeout. It is for
-:class:`redis.asyncio.Redis` clients (single node and Sentinel); a cluster client
-routes by slot and keeps redis-py's pipeline.
+(metrics, deprecation wrappers, response callbacks, a timeout context per reply and,
+on Python < 3.12, a task per write); for the hot path's ``EVALSHA`` calls that costs
+the worker more CPU than Redis spends running the scripts. :func:`exchange` packs
+commands in the Redis protocol, sends them in one write and reads the replies in
+order, under the connection's own retry policy and one timer of its socket timeout.
+
+It is for :class:`redis.asyncio.Redis` clients (single node and Sentinel's primary);
+``topology.pipeline`` decides who takes it. It uses only public names of redis-py's
+asyncio connection pool and connection, present in redis-py 7 and 8 alike
+(``get_connection``, ``release``, ``send_packed_command``, ``read_response``,
+``disconnect``, ``retry``, ``socket_timeout``); tests/test_wire.py runs on both.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import sys
 from collections.abc import Sequence
-from functools import cache
 from typing import Any
 
 from redis.asyncio import Redis
@@ -29,6 +31,7 @@ else:  # redis-py depends on async-timeout before Python 3.11.3
     from async_timeout import timeout  # type: ignore[import-not-found,unused-ignore]
 
 Arg = str | bytes | int | float
+Command = Sequence[Arg]
 
 
 def _bulk(arg: Arg) -> bytes:
@@ -46,64 +49,47 @@ def _bulk(arg: Arg) -> bytes:
     return b"$%d\r\n%b\r\n" % (len(data), data)
 
 
-def pack_command(*args: Arg) -> bytes:
-    """Return one command in RESP."""
-    return b"*%d\r\n%b" % (len(args), b"".join(map(_bulk, args)))
-
-
-@cache
-def _evalsha_head(sha: str, key_count: int, size: int) -> bytes:
-    return b"*%d\r\n%b%b%b" % (
-        size,
-        _bulk("EVALSHA"),
-        _bulk(sha),
-        _bulk(key_count),
+def pack(commands: Sequence[Command]) -> bytes:
+    """Return ``commands`` in RESP, one after the other."""
+    return b"".join(
+        b"*%d\r\n%b" % (len(command), b"".join(map(_bulk, command)))
+        for command in commands
     )
 
 
-def pack_evalsha(
-    sha: str, calls: Sequence[tuple[Sequence[str], Sequence[Arg]]]
-) -> bytes:
-    """Return one ``EVALSHA sha numkeys keys... args...`` per call, in RESP."""
-    parts: list[bytes] = []
-    for keys, args in calls:
-        parts.append(_evalsha_head(sha, len(keys), 3 + len(keys) + len(args)))
-        parts.extend(map(_bulk, keys))
-        parts.extend(map(_bulk, args))
-    return b"".join(parts)
-
-
-async def exchange(client: Redis, packed: bytes, count: int) -> list[Any]:
-    """Send ``packed`` (``count`` commands) in one write; return their replies.
+async def exchange(client: Redis, commands: Sequence[Command]) -> list[Any]:
+    """Send ``commands`` in one write; return their replies in order.
 
     An error reply is returned in place of its reply (a :class:`ResponseError`,
     e.g. ``NoScriptError``); connection errors are retried as the client's retry
     policy says, then raised. A connection left with unread replies (an error or a
     cancellation half way) is closed, never reused.
     """
+    packed = pack(commands)
     pool = client.connection_pool
     connection = await pool.get_connection()  # type: ignore[no-untyped-call]
 
     async def read_one() -> Any:
         try:
-            return await connection.read_response(timeout=math.inf)
+            return await connection.read_response()
         except ResponseError as error:
             return error
 
     async def once() -> list[Any]:
-        # One timer for the write and every reply. redis-py would run the write
-        # in a task of its own under asyncio.wait_for whenever the connection has
-        # a socket timeout; the outer timer bounds it instead.
+        # One timer for the write and every reply: with no socket timeout of its
+        # own for the exchange, the connection neither runs the write in a task of
+        # its own (asyncio.wait_for) nor opens a timer per reply. It is ours until
+        # released, and gets its timeout back before that.
         socket_timeout = connection.socket_timeout
         try:
             async with timeout(socket_timeout):
                 connection.socket_timeout = None
                 try:
                     await connection.send_packed_command(packed)
+                    return [await read_one() for _ in commands]
                 finally:
                     if connection.socket_timeout is None:  # unless redis-py set one
                         connection.socket_timeout = socket_timeout
-                return [await read_one() for _ in range(count)]
         except asyncio.TimeoutError as error:
             raise RedisTimeoutError("Timeout talking to Redis") from error
 

@@ -25,16 +25,12 @@ class Queue:
         return message_id
 
     async def kick_many(self, *messages: tuple[Any, Any, Any]) -> list[str]:
-        k = self.k
-        keys = [k.seq, k.msgs, k.ready, k.delayed, k.marker]
         args = [part for message in messages for part in message]
-        reply = await scripts.run(self.client, S["kick"], keys, args)
+        reply = await scripts.run(self.client, S["kick"], self.k, args)
         return [item.decode() for item in reply]
 
     async def ack_flags(self, *pairs: Any) -> list[int]:
-        k = self.k
-        keys = [k.ready, k.inflight, k.msgs, k.deliveries]
-        return list(await scripts.run(self.client, S["ack"], keys, list(pairs)))
+        return list(await scripts.run(self.client, S["ack"], self.k, list(pairs)))
 
     async def pop(
         self,
@@ -43,19 +39,8 @@ class Queue:
         max_deliveries: int = 5,
         max_dead: int = 100,
     ) -> tuple[int, list[tuple[str, int, bytes]], list[tuple[str, str]]]:
-        k = self.k
-        keys = [
-            k.ready,
-            k.delayed,
-            k.inflight,
-            k.msgs,
-            k.deliveries,
-            k.dead,
-            k.reasons,
-            k.marker,
-        ]
         now, next_due, handed, buried = await scripts.run(
-            self.client, S["pop"], keys, [lease_ms, n, max_deliveries, 1000, max_dead]
+            self.client, S["pop"], self.k, [lease_ms, n, max_deliveries, 1000, max_dead]
         )
         return (
             -1 if next_due < 0 else int(next_due) - int(now),
@@ -73,41 +58,28 @@ class Queue:
         return sum(await self.ack_flags(*pairs))
 
     async def extend(self, lease_ms: int, *pairs: Any) -> list[str]:
-        k = self.k
-        lost = await scripts.run(
-            self.client, S["extend"], [k.inflight, k.deliveries], [lease_ms, *pairs]
-        )
+        lost = await scripts.run(self.client, S["extend"], self.k, [lease_ms, *pairs])
         return [item.decode() for item in lost]
 
     async def release(self, *pairs: Any, counted: bool = False) -> int:
-        k = self.k
-        keys = [k.ready, k.inflight, k.deliveries, k.marker]
         args = ["0" if counted else "1", *pairs]
-        return int(await scripts.run(self.client, S["release"], keys, args))
+        return int(await scripts.run(self.client, S["release"], self.k, args))
 
     async def bury(
         self, message_id: str | bytes, delivery: int, reason: str, max_dead: int = 100
     ) -> int:
-        k = self.k
-        keys = [k.inflight, k.deliveries, k.dead, k.reasons, k.msgs]
         return int(
             await scripts.run(
-                self.client, S["bury"], keys, [message_id, delivery, reason, max_dead]
+                self.client, S["bury"], self.k, [message_id, delivery, reason, max_dead]
             )
         )
 
     async def requeue(self, *args: Any) -> int:
-        k = self.k
-        keys = [k.dead, k.reasons, k.deliveries, k.ready, k.marker]
-        return int(await scripts.run(self.client, S["requeue"], keys, list(args)))
+        return int(await scripts.run(self.client, S["requeue"], self.k, list(args)))
 
     async def purge(self, n: int) -> int:
-        k = self.k
-        keys = [k.dead, k.reasons, k.deliveries, k.msgs]
-        return int(await scripts.run(self.client, S["purge"], keys, [n]))
+        return int(await scripts.run(self.client, S["purge"], self.k, [n]))
 
     async def dead(self, offset: int = 0, n: int = 10) -> tuple[int, list[Any]]:
-        k = self.k
-        keys = [k.dead, k.reasons, k.deliveries, k.msgs]
-        total, entries = await scripts.run(self.client, S["dead"], keys, [offset, n])
+        total, entries = await scripts.run(self.client, S["dead"], self.k, [offset, n])
         return int(total), entries

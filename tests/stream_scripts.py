@@ -41,10 +41,8 @@ class Stream:
         return [text(entry_id) for _, entries in streams for entry_id, _ in entries]
 
     async def delay(self, message_id: str, payload: str, delay_ms: int) -> int:
-        k = self.k
-        keys = [k.delayed, k.payloads]
         args: list[Arg] = [message_id, payload, delay_ms]
-        return int(await scripts.run(self.client, S["delay"], keys, args))
+        return int(await scripts.run(self.client, S["delay"], self.k, args))
 
     async def claim(
         self,
@@ -56,14 +54,12 @@ class Stream:
         token: str | None = None,
         count: int = 100,
     ) -> tuple[int, list[tuple[str, int, bytes]], list[tuple[str, str]]]:
-        k = self.k
-        keys = [k.stream, k.lock, k.cursor, k.dead, k.delayed, k.payloads]
         args: list[Arg] = [
             self.group, consumer, token or consumer, lock_ms, min_idle_ms, count,
             max_deliveries, 1000, maxlen, "0", 100,
         ]  # fmt: skip
         _, next_due, handed, buried = await scripts.run(
-            self.client, S["claim"], keys, args
+            self.client, S["claim"], self.k, args
         )
         return (
             int(next_due),
@@ -78,37 +74,32 @@ class Stream:
         self, *ids: str, delete: bool = True, group: str | None = None
     ) -> int:
         args = [group or self.group, "1" if delete else "0", *ids]
-        flags = await scripts.run(self.client, S["ack"], [self.k.stream], args)
+        flags = await scripts.run(self.client, S["ack"], self.k, args)
         return sum(int(flag) for flag in flags)
 
     async def extend(self, consumer: str, *ids: str) -> list[str]:
         args = [self.group, consumer, *ids]
-        lost = await scripts.run(self.client, S["extend"], [self.k.stream], args)
+        lost = await scripts.run(self.client, S["extend"], self.k, args)
         return [text(entry_id) for entry_id in lost]
 
     async def release(self, consumer: str, *pairs: Any, counted: bool = False) -> int:
         args = [self.group, consumer, 2**40, "0" if counted else "1", *pairs]
-        keys = [self.k.stream, self.k.lock]
-        return int(await scripts.run(self.client, S["release"], keys, args))
+        return int(await scripts.run(self.client, S["release"], self.k, args))
 
     async def bury(
         self, entry_id: str, deliveries: int, reason: str, payload: str
     ) -> int:
         args: list[Arg] = [self.group, entry_id, deliveries, reason, payload, 100]
-        keys = [self.k.stream, self.k.dead]
-        return int(await scripts.run(self.client, S["bury"], keys, args))
+        return int(await scripts.run(self.client, S["bury"], self.k, args))
 
     async def requeue(self, *args: Any) -> int:
-        keys = [self.k.stream, self.k.dead]
-        return int(await scripts.run(self.client, S["requeue"], keys, list(args)))
+        return int(await scripts.run(self.client, S["requeue"], self.k, list(args)))
 
     async def purge(self, n: int) -> int:
-        return int(await scripts.run(self.client, S["purge"], [self.k.dead], [n]))
+        return int(await scripts.run(self.client, S["purge"], self.k, [n]))
 
     async def dead(self, offset: int = 0, n: int = 10) -> tuple[int, list[Any]]:
-        total, entries = await scripts.run(
-            self.client, S["dead"], [self.k.dead], [offset, n]
-        )
+        total, entries = await scripts.run(self.client, S["dead"], self.k, [offset, n])
         return int(total), entries
 
     async def deliveries(self, entry_id: str) -> tuple[str, int] | None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import astuple
 
 import pytest
 from redis.asyncio import RedisCluster
 
 from taskiq_redis_lua import topology as topo
 from taskiq_redis_lua.keys import (
+    ResultKeys,
     companion_key,
     hash_tag,
     key_slot,
@@ -95,7 +97,8 @@ async def test_result_and_progress_keys_share_one_slot(
 ) -> None:
     for prefix in TRICKY_PREFIXES:
         for task_id in ("4f1c2a0e9d8b4c7a", "a}b", "{x}", "id{}", "ö"):
-            result_key, progress_key = result_keys(prefix, task_id)
+            both = result_keys(prefix, task_id)
+            result_key, progress_key = both.result, both.progress
             assert await server_slot(cluster_client, result_key) == await server_slot(
                 cluster_client, progress_key
             ), (prefix, task_id)
@@ -135,9 +138,13 @@ def test_plain_names_are_wrapped_and_others_escaped_after_their_tag() -> None:
 
 
 def test_result_keys_are_tagged_by_task_id() -> None:
-    assert result_keys("results", "abc") == ("results:{abc}", "results:{abc}:progress")
-    assert result_keys(None, "abc") == ("{abc}", "{abc}:progress")
-    slots = {key_slot(result_keys("results", f"task-{n}")[0]) for n in range(200)}
+    assert result_keys("results", "abc") == ResultKeys(
+        "results:{abc}", "results:{abc}:progress", "results:{abc}:watch"
+    )
+    assert result_keys(None, "abc") == ResultKeys(
+        "{abc}", "{abc}:progress", "{abc}:watch"
+    )
+    slots = {key_slot(result_keys("results", f"task-{n}").result) for n in range(200)}
     assert len(slots) > 150
 
 
@@ -147,12 +154,12 @@ def test_results_of_look_alike_tasks_and_prefixes_never_share_a_key() -> None:
         for prefix in TRICKY_PREFIXES
         for task_id in ("abc", "abc:progress", "{abc}", "ab}c", "%7Babc%7D", "a:b")
     ]
-    keys = [key for pair in pairs for key in result_keys(*pair)]
+    keys = [key for pair in pairs for key in astuple(result_keys(*pair))]
     assert len(set(keys)) == len(keys)
 
 
 def test_braces_in_a_prefix_do_not_pin_results_to_one_slot() -> None:
-    slots = {key_slot(result_keys("{results}", f"task-{n}")[0]) for n in range(50)}
+    slots = {key_slot(result_keys("{results}", f"task-{n}").result) for n in range(50)}
     assert len(slots) > 40
 
 

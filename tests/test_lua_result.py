@@ -17,11 +17,15 @@ async def test_set_stores_the_result_with_its_ttl_and_clears_progress(
     endpoint: topo.Endpoint, unique: str
 ) -> None:
     client = endpoint.client
-    result, progress = result_keys("res", unique)
+    both = result_keys("res", unique)
+    result, progress = both.result, both.progress
     await client.set(progress, "half way")
     assert (
         await scripts.run(
-            client, SET, [result, progress, f"{result}:watch"], ["done", 60_000]
+            client,
+            SET,
+            {"result": result, "progress": progress, "watch": f"{result}:watch"},
+            ["done", 60_000],
         )
         == 1
     )
@@ -34,8 +38,14 @@ async def test_set_with_ttl_zero_keeps_the_result_without_expiry(
     endpoint: topo.Endpoint, unique: str
 ) -> None:
     client = endpoint.client
-    result, progress = result_keys("res", unique)
-    await scripts.run(client, SET, [result, progress, f"{result}:watch"], ["done", 0])
+    both = result_keys("res", unique)
+    result, progress = both.result, both.progress
+    await scripts.run(
+        client,
+        SET,
+        {"result": result, "progress": progress, "watch": f"{result}:watch"},
+        ["done", 0],
+    )
     assert await client.pttl(result) == -1
 
 
@@ -44,10 +54,14 @@ async def test_set_refuses_a_ttl_that_is_not_whole_milliseconds(
     endpoint: topo.Endpoint, unique: str, ttl: str
 ) -> None:
     client = endpoint.client
-    result, progress = result_keys("res", unique)
+    both = result_keys("res", unique)
+    result, progress = both.result, both.progress
     with pytest.raises(ScriptReplyError, match="TRL_BADARG"):
         await scripts.run(
-            client, SET, [result, progress, f"{result}:watch"], ["done", ttl]
+            client,
+            SET,
+            {"result": result, "progress": progress, "watch": f"{result}:watch"},
+            ["done", ttl],
         )
     assert await client.exists(result) == 0
 
@@ -56,15 +70,28 @@ async def test_set_wakes_a_registered_waiter_and_leaves_no_watch_key_otherwise(
     endpoint: topo.Endpoint, unique: str
 ) -> None:
     client = endpoint.client
-    result, progress = result_keys("res", unique)
+    both = result_keys("res", unique)
+    result, progress = both.result, both.progress
     watch = f"{result}:watch"
-    await scripts.run(client, SET, [result, progress, watch], ["first", 0])
+    await scripts.run(
+        client,
+        SET,
+        {"result": result, "progress": progress, "watch": watch},
+        ["first", 0],
+    )
     assert await client.exists(watch) == 0
     await client.delete(result)
-    ready, after = await scripts.run(client, WATCH, [result, watch], [5_000])
+    ready, after = await scripts.run(
+        client, WATCH, {"result": result, "watch": watch}, [5_000]
+    )
     assert ready == 0
     assert not await client.xread({watch: after}, count=1, block=1)
-    await scripts.run(client, SET, [result, progress, watch], ["again", 0])
+    await scripts.run(
+        client,
+        SET,
+        {"result": result, "progress": progress, "watch": watch},
+        ["again", 0],
+    )
     assert await client.xread({watch: after}, count=1, block=1)
     entries = await client.xrange(watch) or []
     assert [fields for _, fields in entries] == [{b"ready": b"1"}]
@@ -74,10 +101,12 @@ async def test_watch_reports_a_stored_result_without_registering(
     endpoint: topo.Endpoint, unique: str
 ) -> None:
     client = endpoint.client
-    result, _ = result_keys("res", unique)
+    result = result_keys("res", unique).result
     watch = f"{result}:watch"
     await client.set(result, "done")
-    assert await scripts.run(client, WATCH, [result, watch], [5_000]) == [1]
+    assert await scripts.run(
+        client, WATCH, {"result": result, "watch": watch}, [5_000]
+    ) == [1]
     assert await client.exists(watch) == 0
 
 
@@ -85,11 +114,17 @@ async def test_watchers_of_one_result_share_the_watch_key_for_the_longest_wait(
     endpoint: topo.Endpoint, unique: str
 ) -> None:
     client = endpoint.client
-    result, _ = result_keys("res", unique)
+    result = result_keys("res", unique).result
     watch = f"{result}:watch"
-    first = await scripts.run(client, WATCH, [result, watch], [5_000])
-    second = await scripts.run(client, WATCH, [result, watch], [20_000])
-    third = await scripts.run(client, WATCH, [result, watch], [1_000])
+    first = await scripts.run(
+        client, WATCH, {"result": result, "watch": watch}, [5_000]
+    )
+    second = await scripts.run(
+        client, WATCH, {"result": result, "watch": watch}, [20_000]
+    )
+    third = await scripts.run(
+        client, WATCH, {"result": result, "watch": watch}, [1_000]
+    )
     assert first == second == third
     assert await client.xlen(watch) == 1
     assert 19_000 < await client.pttl(watch) <= 20_000
@@ -100,9 +135,11 @@ async def test_watch_refuses_a_wait_that_is_not_positive_whole_ms(
     endpoint: topo.Endpoint, unique: str, wait: str
 ) -> None:
     client = endpoint.client
-    result, _ = result_keys("res", unique)
+    result = result_keys("res", unique).result
     with pytest.raises(ScriptReplyError, match="TRL_BADARG"):
-        await scripts.run(client, WATCH, [result, f"{result}:watch"], [wait])
+        await scripts.run(
+            client, WATCH, {"result": result, "watch": f"{result}:watch"}, [wait]
+        )
     assert await client.exists(f"{result}:watch") == 0
 
 
@@ -110,19 +147,30 @@ async def test_take_returns_the_result_and_deletes_it_with_its_progress(
     endpoint: topo.Endpoint, unique: str
 ) -> None:
     client = endpoint.client
-    result, progress = result_keys(None, unique)
+    both = result_keys(None, unique)
+    result, progress = both.result, both.progress
     await client.set(result, "done")
     await client.set(progress, "late progress")
-    assert await scripts.run(client, TAKE, [result, progress]) == b"done"
+    assert (
+        await scripts.run(client, TAKE, {"result": result, "progress": progress})
+        == b"done"
+    )
     assert await client.exists(result, progress) == 0
-    assert await scripts.run(client, TAKE, [result, progress]) is None
+    assert (
+        await scripts.run(client, TAKE, {"result": result, "progress": progress})
+        is None
+    )
 
 
 async def test_take_of_a_missing_result_leaves_the_progress(
     endpoint: topo.Endpoint, unique: str
 ) -> None:
     client = endpoint.client
-    result, progress = result_keys(None, unique)
+    both = result_keys(None, unique)
+    result, progress = both.result, both.progress
     await client.set(progress, "running")
-    assert await scripts.run(client, TAKE, [result, progress]) is None
+    assert (
+        await scripts.run(client, TAKE, {"result": result, "progress": progress})
+        is None
+    )
     assert await client.get(progress) == b"running"

@@ -122,7 +122,7 @@ async def test_results_expire_after_a_day_by_default(
 ) -> None:
     backend = make_backend()
     await backend.set_result(unique, success(1))
-    pttl = await endpoint.client.pttl(result_keys(None, unique)[0])
+    pttl = await endpoint.client.pttl(result_keys(None, unique).result)
     assert (
         DEFAULT_RESULT_TTL_SECONDS * 1000 - 5_000
         < pttl
@@ -144,7 +144,8 @@ async def test_result_ex_and_px_time_set_the_expiry(
     backend = make_backend(**options)
     await backend.set_result(unique, success(1))
     await backend.set_progress(unique, TaskProgress(state=TaskState.STARTED, meta=None))
-    result_key, progress_key = result_keys(None, unique)
+    both = result_keys(None, unique)
+    result_key, progress_key = both.result, both.progress
     assert expected_ms - 1_000 < await endpoint.client.pttl(result_key) <= expected_ms
     assert expected_ms - 1_000 < await endpoint.client.pttl(progress_key) <= expected_ms
 
@@ -154,7 +155,7 @@ async def test_results_are_kept_forever_only_when_asked(
 ) -> None:
     backend = make_backend(expire_results=False)
     await backend.set_result(unique, success(1))
-    assert await endpoint.client.pttl(result_keys(None, unique)[0]) == -1
+    assert await endpoint.client.pttl(result_keys(None, unique).result) == -1
 
 
 async def test_keep_results_false_deletes_result_and_progress_when_read(
@@ -162,10 +163,11 @@ async def test_keep_results_false_deletes_result_and_progress_when_read(
 ) -> None:
     backend = make_backend(keep_results=False)
     await backend.set_result(unique, success("once"))
-    progress_key = result_keys(None, unique)[1]
+    progress_key = result_keys(None, unique).progress
     await endpoint.client.set(progress_key, b"written late")
     assert (await backend.get_result(unique)).return_value == "once"
-    assert await endpoint.client.exists(*result_keys(None, unique)) == 0
+    both = result_keys(None, unique)
+    assert await endpoint.client.exists(both.result, both.progress) == 0
     with pytest.raises(ResultIsMissingError):
         await backend.get_result(unique)
 
@@ -200,7 +202,7 @@ async def test_results_are_stored_as_json_by_default(
 ) -> None:
     backend = make_backend()
     await backend.set_result(unique, success([1, "two"]))
-    raw = await endpoint.client.get(result_keys(None, unique)[0])
+    raw = await endpoint.client.get(result_keys(None, unique).result)
     assert isinstance(raw, bytes)
     assert json.loads(raw)["return_value"] == [1, "two"]
 
@@ -249,13 +251,13 @@ async def test_data_the_serializer_cannot_read_raises_result_decode_error(
     make_backend: MakeBackend, endpoint: topo.Endpoint, unique: str
 ) -> None:
     backend = make_backend()
-    await endpoint.client.set(result_keys(None, unique)[0], b"\x80\x04not json")
+    await endpoint.client.set(result_keys(None, unique).result, b"\x80\x04not json")
     with pytest.raises(ResultDecodeError, match=unique):
         await backend.get_result(unique)
-    await endpoint.client.set(result_keys(None, unique)[0], b'{"unexpected": 1}')
+    await endpoint.client.set(result_keys(None, unique).result, b'{"unexpected": 1}')
     with pytest.raises(ResultDecodeError, match=unique):
         await backend.get_result(unique)
-    await endpoint.client.set(result_keys(None, unique)[1], b'{"meta": 1}')
+    await endpoint.client.set(result_keys(None, unique).progress, b'{"meta": 1}')
     with pytest.raises(ResultDecodeError, match="progress"):
         await backend.get_progress(unique)
 

@@ -17,7 +17,7 @@ from taskiq_redis_lua import (
     scripts,
 )
 from taskiq_redis_lua import topology as topo
-from taskiq_redis_lua.keys import companion_key
+from taskiq_redis_lua.keys import result_keys
 from taskiq_redis_lua.local_redis import LocalTopology
 
 from .conftest import OpenEndpoint
@@ -124,13 +124,39 @@ def test_an_unknown_script_name_lists_the_known_ones() -> None:
         scripts.script("result/nope")
 
 
-async def test_a_call_with_the_wrong_key_count_is_refused_naming_the_script(
+async def test_keys_are_ordered_as_the_header_names_them_whatever_the_call_order(
     endpoint: topo.Endpoint, unique: str
 ) -> None:
     item = scripts.script("result/set")
-    with pytest.raises(ScriptKeyCountError, match="result/set takes 3 key") as raised:
-        await scripts.run(endpoint.client, item, [unique], ["value", 0])
+    assert item.keys == ("result", "progress", "watch")
+    keys = result_keys(None, unique)
+    await endpoint.client.set(keys.progress, "stale progress")
+    backwards = {"watch": keys.watch, "progress": keys.progress, "result": keys.result}
+    assert await scripts.run(endpoint.client, item, backwards, ["value", 0]) == 1
+    assert await endpoint.client.get(keys.result) == b"value"
+    assert await endpoint.client.exists(keys.progress) == 0  # set.lua clears it
+
+
+async def test_a_call_lacking_a_key_the_header_names_is_refused_naming_both(
+    endpoint: topo.Endpoint, unique: str
+) -> None:
+    item = scripts.script("result/set")
+    lacking = {"result": unique, "progress": f"{unique}:p"}
+    with pytest.raises(
+        ScriptKeyCountError, match="result/set takes the keys"
+    ) as raised:
+        await scripts.run(endpoint.client, item, lacking, ["value", 0])
+    assert "has no watch" in str(raised.value)
     assert isinstance(raised.value, ValueError)
+    assert await endpoint.client.exists(unique) == 0
+
+
+async def test_keys_in_a_sequence_are_refused_for_their_order_is_not_checked(
+    endpoint: topo.Endpoint, unique: str
+) -> None:
+    item = scripts.script("result/set")
+    with pytest.raises(TypeError, match="takes its keys by name"):
+        await scripts.run(endpoint.client, item, [unique] * 3, ["value", 0])
     assert await endpoint.client.exists(unique) == 0
 
 
@@ -139,16 +165,12 @@ async def test_scripts_run_without_loading_first_and_after_script_flush(
 ) -> None:
     client = any_protocol.client
     item = scripts.script("result/set")
-    keys = [
-        companion_key(unique, "result"),
-        companion_key(unique, "progress"),
-        companion_key(unique, "watch"),
-    ]
+    keys = result_keys(None, unique)
     await client.script_flush()
     assert await scripts.run(client, item, keys, ["first", 0]) == 1
     await client.script_flush()
     assert await scripts.run(client, item, keys, ["second", 0]) == 1
-    assert await client.get(keys[0]) == b"second"
+    assert await client.get(keys.result) == b"second"
 
 
 async def test_load_puts_every_script_on_every_primary(endpoint: topo.Endpoint) -> None:
@@ -173,11 +195,7 @@ async def test_an_error_reply_becomes_a_script_reply_error(
     any_protocol: topo.Endpoint, unique: str
 ) -> None:
     item = scripts.script("result/set")
-    keys = [
-        companion_key(unique, "result"),
-        companion_key(unique, "progress"),
-        companion_key(unique, "watch"),
-    ]
+    keys = result_keys(None, unique)
     with pytest.raises(ScriptReplyError) as raised:
         await scripts.run(any_protocol.client, item, keys, ["value", "soon"])
     assert raised.value.code == "TRL_BADARG"
@@ -188,10 +206,10 @@ async def test_an_error_reply_becomes_a_script_reply_error(
 async def test_replies_decode_alike_under_resp2_and_resp3(
     any_protocol: topo.Endpoint, echo: scripts.Script, unique: str
 ) -> None:
-    reply = await scripts.run(any_protocol.client, echo, [unique], ["0"])
+    reply = await scripts.run(any_protocol.client, echo, {"anchor": unique}, ["0"])
     assert reply == [1, b"two", [3, b"four"], None]
     await any_protocol.client.set(unique, "here")
-    reply = await scripts.run(any_protocol.client, echo, [unique], ["0"])
+    reply = await scripts.run(any_protocol.client, echo, {"anchor": unique}, ["0"])
     assert reply == [1, b"two", [3, b"four"], b"here"]
 
 
@@ -199,9 +217,11 @@ async def test_a_declared_negative_code_raises_and_others_pass_through(
     any_protocol: topo.Endpoint, echo: scripts.Script, unique: str
 ) -> None:
     with pytest.raises(ScriptReplyError, match="declared failure") as raised:
-        await scripts.run(any_protocol.client, echo, [unique], ["-7"])
+        await scripts.run(any_protocol.client, echo, {"anchor": unique}, ["-7"])
     assert raised.value.code == "-7"
-    assert await scripts.run(any_protocol.client, echo, [unique], ["-3"]) == -3
+    assert (
+        await scripts.run(any_protocol.client, echo, {"anchor": unique}, ["-3"]) == -3
+    )
 
 
 async def test_the_registry_never_falls_back_to_eval(
@@ -211,11 +231,7 @@ async def test_the_registry_never_falls_back_to_eval(
         pytest.skip("counts commands exactly: needs a server of its own, not REDIS_URL")
     client = open_endpoint(single_redis).client
     item = scripts.script("result/set")
-    keys = [
-        companion_key(unique, "result"),
-        companion_key(unique, "progress"),
-        companion_key(unique, "watch"),
-    ]
+    keys = result_keys(None, unique)
 
     async def calls(command: str) -> int:
         stats = await client.info("commandstats")
@@ -233,38 +249,24 @@ async def test_run_many_pipelines_calls_over_every_slot_and_reloads_after_flush(
 ) -> None:
     client = any_protocol.client
     item = scripts.script("result/set")
-    calls: list[tuple[list[str], list[scripts.Arg]]] = [
-        (
-            [companion_key(f"{unique}-{n}", "result"),
-             companion_key(f"{unique}-{n}", "progress"),
-             companion_key(f"{unique}-{n}", "watch")],
-            [f"value {n}", 0],
-        )
-        for n in range(20)
-    ]  # fmt: skip
+    calls: list[tuple[scripts.KeySet, list[scripts.Arg]]] = [
+        (result_keys(unique, str(n)), [f"value {n}", 0]) for n in range(20)
+    ]
     await client.script_flush()
     assert await scripts.run_many(client, item, calls) == [1] * 20
-    assert await client.get(calls[7][0][0]) == b"value 7"
+    assert await client.get(result_keys(unique, "7").result) == b"value 7"
 
 
 async def test_run_many_returns_each_refusal_in_place_of_its_reply(
     any_protocol: topo.Endpoint, unique: str
 ) -> None:
     item = scripts.script("result/set")
-    good: tuple[list[str], list[scripts.Arg]] = (
-        [
-            companion_key(unique, "result"),
-            companion_key(unique, "progress"),
-            companion_key(unique, "watch"),
-        ],
+    good: tuple[scripts.KeySet, list[scripts.Arg]] = (
+        result_keys(unique, "1"),
         ["a", 0],
     )
-    bad: tuple[list[str], list[scripts.Arg]] = (
-        [
-            companion_key(unique, "r2"),
-            companion_key(unique, "p2"),
-            companion_key(unique, "w2"),
-        ],
+    bad: tuple[scripts.KeySet, list[scripts.Arg]] = (
+        result_keys(unique, "2"),
         ["b", "soon"],
     )
     first, second = await scripts.run_many(any_protocol.client, item, [good, bad])
@@ -272,4 +274,4 @@ async def test_run_many_returns_each_refusal_in_place_of_its_reply(
     assert isinstance(second, ScriptReplyError)
     assert second.code == "TRL_BADARG"
     with pytest.raises(ScriptKeyCountError):
-        await scripts.run_many(any_protocol.client, item, [([unique], ["c", 0])])
+        await scripts.run_many(any_protocol.client, item, [({"result": unique}, [1])])

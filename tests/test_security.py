@@ -314,7 +314,7 @@ async def test_hostile_task_ids_and_prefixes_keep_results_apart(
         for number, task_id in enumerate(ids):
             assert (await backend.get_result(task_id)).return_value == number
             assert (await others.get_result(task_id)).return_value == -number
-        assert await endpoint.client.exists(result_keys(unique, unique)[0]) == 1
+        assert await endpoint.client.exists(result_keys(unique, unique).result) == 1
     finally:
         await backend.shutdown()
         await others.shutdown()
@@ -340,10 +340,10 @@ async def test_a_planted_pickle_in_a_result_is_refused_not_run(
     backend = build_backend(topology)
     try:
         await endpoint.client.set(
-            result_keys(None, unique)[0], pickle.dumps(_RunsCode(proof))
+            result_keys(None, unique).result, pickle.dumps(_RunsCode(proof))
         )
         await endpoint.client.set(
-            result_keys(None, unique)[1], pickle.dumps(_RunsCode(proof))
+            result_keys(None, unique).progress, pickle.dumps(_RunsCode(proof))
         )
         with pytest.raises(ResultDecodeError):
             await backend.get_result(unique)

@@ -48,7 +48,7 @@ async def plain(topology: LocalTopology) -> AsyncIterator[Redis]:
 
 
 async def call(client: Redis, sha: str, *args: wire.Arg) -> list[object]:
-    return await wire.exchange(client, wire.pack_evalsha(sha, [((), args)]), 1)
+    return await wire.exchange(client, [("EVALSHA", sha, 0, *args)])
 
 
 async def test_arguments_reach_redis_as_redis_py_would_send_them(plain: Redis) -> None:
@@ -64,11 +64,10 @@ async def test_replies_come_back_in_order_with_error_replies_in_place(
     plain: Redis,
 ) -> None:
     sha = await plain.script_load(ECHO_ARGS)
-    calls: list[tuple[tuple[str, ...], tuple[wire.Arg, ...]]]
-    calls = [((), (n,)) for n in range(50)]
-    calls.insert(10, ((), ()))
-    packed = wire.pack_evalsha(sha, calls) + wire.pack_evalsha("0" * 40, [((), ())])
-    replies = await wire.exchange(plain, packed, len(calls) + 1)
+    commands: list[wire.Command] = [("EVALSHA", sha, 0, n) for n in range(50)]
+    commands.insert(10, ("EVALSHA", sha, 0))
+    commands.append(("EVALSHA", "0" * 40, 0))
+    replies = await wire.exchange(plain, commands)
     assert replies[:10] == [[str(n).encode()] for n in range(10)]
     assert replies[10] == []
     assert replies[11:51] == [[str(n).encode()] for n in range(10, 50)]
@@ -80,7 +79,7 @@ async def test_an_argument_of_another_type_is_refused_before_sending(
     plain: Redis, bad: object
 ) -> None:
     with pytest.raises(TypeError, match="must be str, bytes, int or float"):
-        wire.pack_evalsha("0" * 40, [((), cast(tuple[wire.Arg], (bad,)))])
+        wire.pack([("EVALSHA", "0" * 40, 0, cast(wire.Arg, bad))])
 
 
 async def test_a_killed_connection_is_reopened_for_the_next_call(
@@ -109,10 +108,8 @@ async def test_a_cancelled_call_never_leaves_its_reply_for_the_next_one(
 async def test_an_error_reply_does_not_stop_the_replies_after_it(plain: Redis) -> None:
     sha = await plain.script_load("return redis.error_reply('TRL_NOPE ' .. ARGV[1])")
     echo = await plain.script_load(ECHO_ARGS)
-    packed = wire.pack_evalsha(sha, [((), ("x",))]) + wire.pack_evalsha(
-        echo, [((), ("y",))]
-    )
-    first, second = await wire.exchange(plain, packed, 2)
+    commands: list[wire.Command] = [("EVALSHA", sha, 0, "x"), ("EVALSHA", echo, 0, "y")]
+    first, second = await wire.exchange(plain, commands)
     assert isinstance(first, ResponseError)
     assert "TRL_NOPE x" in str(first)
     assert second == [b"y"]
