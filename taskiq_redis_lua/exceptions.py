@@ -97,6 +97,10 @@ class ScriptKeyCountError(ScriptError, ValueError):
     missing: str
 
 
+class ScriptArgCountError(ScriptError, ValueError):
+    """A call passed another number of ARGV than the script's header allows."""
+
+
 class ScriptReplyError(ScriptError):
     """A script refused the call: an error reply `TRL...` or a declared error code."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -22,6 +22,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from taskiq_redis_lua import topology, wire
 from taskiq_redis_lua.backoff import RETRYABLE
 from taskiq_redis_lua.exceptions import (
+    ScriptArgCountError,
     ScriptHeaderError,
     ScriptKeyCountError,
     ScriptReplyError,
@@ -39,6 +40,7 @@ _KEY_LINE = re.compile(r"^\s*KEYS\[(\d+)\]\s+(\S+)")
 _ARG_LINE = re.compile(r"^\s*ARGV\[(\d+(?:\.\.)?)\]\s+(\S.*)$")
 _ERROR_LINE = re.compile(r"^\s*Errors?:\s*(-\d+|TRL_\w+)\s+(\S.*)$")
 _KEY_USE = re.compile(r"KEYS\[(\d+)\]")
+_ERROR_USE = re.compile(r"\bTRL_[A-Z_]+")
 _ERROR_REPLY = re.compile(r"^(TRL_\w+)\s*(.*)$", re.DOTALL)
 
 
@@ -56,6 +58,9 @@ class Script:
     errors: Mapping[str, str]
     error_codes: Mapping[int, str]
     read_only: bool
+    #: Fewest ARGV a call passes, and the most (None: any number beyond, ARGV[n..]).
+    min_args: int
+    max_args: int | None
 
 
 def parse_script(name: str, path: Path) -> Script:
@@ -104,7 +109,13 @@ def parse_script(name: str, path: Path) -> Script:
     args = tuple(
         f"{m.group(1)} {m.group(2)}" for m in map(_ARG_LINE.match, header) if m
     )
+    min_args, max_args = _arity(args, fail)
     errors = {m.group(1): m.group(2) for m in map(_ERROR_LINE.match, header) if m}
+    undeclared_errors = sorted(set(_ERROR_USE.findall(code)) - set(errors))
+    if undeclared_errors:
+        raise fail(
+            f"the code returns {undeclared_errors} but no 'Errors:' line names it"
+        )
     return Script(
         name=name,
         path=path,
@@ -118,7 +129,32 @@ def parse_script(name: str, path: Path) -> Script:
             int(code): text for code, text in errors.items() if code[0] == "-"
         },
         read_only="no-writes" in flags,
+        min_args=min_args,
+        max_args=max_args,
     )
+
+
+def _arity(
+    args: Sequence[str], fail: Callable[[str], ScriptHeaderError]
+) -> tuple[int, int | None]:
+    """Return the fewest and most ARGV the header's ``ARGV[i]`` lines allow.
+
+    ``ARGV[n..]`` (last) takes any number from n on: at least n - 1 then.
+    """
+    fixed = 0
+    for position, line in enumerate(args):
+        index = line.split(" ", 1)[0]
+        if index.endswith(".."):
+            if position != len(args) - 1:
+                raise fail(f"ARGV[{index}] must be the last ARGV line")
+            start = int(index[:-2])
+            if start != fixed + 1:
+                raise fail(f"ARGV[{index}] is out of order; expected ARGV[{fixed + 1}]")
+            return fixed, None
+        if int(index) != fixed + 1:
+            raise fail(f"ARGV[{index}] is out of order; expected ARGV[{fixed + 1}]")
+        fixed += 1
+    return fixed, fixed
 
 
 class ScriptCatalog:
@@ -215,6 +251,15 @@ def ordered_keys(item: Script, keys: KeySet) -> list[str]:
 
 
 def _evalsha(item: Script, keys: KeySet, args: Sequence[Arg]) -> wire.Command:
+    if len(args) < item.min_args or (
+        item.max_args is not None and len(args) > item.max_args
+    ):
+        most = "" if item.max_args is None else f" and at most {item.max_args}"
+        raise ScriptArgCountError(
+            script=item.name,
+            detail=f"takes at least {item.min_args}{most} ARGV, the call passed"
+            f" {len(args)}",
+        )
     return ("EVALSHA", item.sha, len(item.keys), *ordered_keys(item, keys), *args)
 
 

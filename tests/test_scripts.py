@@ -11,6 +11,7 @@ from redis._parsers import _AsyncHiredisParser, _AsyncRESP2Parser, _AsyncRESP3Pa
 from redis.asyncio import RedisCluster
 
 from taskiq_redis_lua import (
+    ScriptArgCountError,
     ScriptHeaderError,
     ScriptKeyCountError,
     ScriptReplyError,
@@ -108,6 +109,11 @@ def test_header_is_parsed_into_keys_args_errors_and_flags(echo: scripts.Script) 
         (ECHO.replace("  Work: O(1)\n", ""), "no 'Work:' line"),
         (ECHO.replace("  Returns:", "  Gives:"), "no 'Returns:' line"),
         (ECHO.replace("]]", ""), "not closed"),
+        (ECHO.replace("ARGV[1] code", "ARGV[2] code"), "ARGV[2] is out of order"),
+        (
+            ECHO.replace("  return code\n", '  return redis.error_reply("TRL_OOPS")\n'),
+            "returns ['TRL_OOPS'] but no 'Errors:' line names it",
+        ),
     ],
 )
 def test_a_broken_header_is_refused_with_the_reason(
@@ -149,6 +155,24 @@ async def test_a_call_lacking_a_key_the_header_names_is_refused_naming_both(
     assert "has no watch" in str(raised.value)
     assert isinstance(raised.value, ValueError)
     assert await endpoint.client.exists(unique) == 0
+
+
+@pytest.mark.parametrize("args", [[], ["0", "extra"]])
+async def test_a_call_with_another_number_of_arguments_is_refused_before_redis(
+    endpoint: topo.Endpoint, echo: scripts.Script, unique: str, args: list[str]
+) -> None:
+    assert (echo.min_args, echo.max_args) == (1, 1)
+    with pytest.raises(ScriptArgCountError, match="demo/echo: takes at least 1 and at most 1 ARGV"):
+        await scripts.run(endpoint.client, echo, {"anchor": unique}, args)
+
+
+def test_a_trailing_argv_range_takes_any_number_from_there_on() -> None:
+    extend = scripts.script("queue/extend")
+    assert (extend.min_args, extend.max_args) == (1, None)
+    assert (
+        scripts.script("queue/pop").min_args,
+        scripts.script("queue/pop").max_args,
+    ) == (5, 5)
 
 
 async def test_keys_in_a_sequence_are_refused_for_their_order_is_not_checked(
@@ -274,4 +298,4 @@ async def test_run_many_returns_each_refusal_in_place_of_its_reply(
     assert isinstance(second, ScriptReplyError)
     assert second.code == "TRL_BADARG"
     with pytest.raises(ScriptKeyCountError):
-        await scripts.run_many(any_protocol.client, item, [({"result": unique}, [1])])
+        await scripts.run_many(any_protocol.client, item, [({"result": unique}, ["c", 0])])

@@ -8,6 +8,7 @@
   ARGV[1] mode: "ids" to requeue the ids that follow, "oldest" for the oldest N
   ARGV[2..] the ids (mode "ids"), or N (mode "oldest")
   Returns: how many messages went back to ready
+  Errors: TRL_BADARG when the mode is unknown
   Work: O(K log M), K ids or K = N, which the caller keeps small
 ]]
 local rcall = redis.call
