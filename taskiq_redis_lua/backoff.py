@@ -1,18 +1,23 @@
 """Riding out Redis outages: retryable errors, back-off with jitter, one log per outage.
 
-Capped exponential back-off with jitter, and one log line when an outage starts and
-one when it ends, instead of one per attempt.
+The loops that must outlive an outage (an idle worker's wait, the stream's claims,
+acks, burials and result writes) retry here, at one level: the calls they make go
+out with ``client_retry=False`` (see ``scripts.run``), so redis-py's own retries do
+not run inside ours. The delays are redis-py's ``EqualJitterBackoff``; what this
+module adds is one log line when an outage starts and one when it ends, instead of
+one per attempt. Every other call (a kick, a result read) is retried by the client's
+own ``Retry``, as built in ``topology.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from redis.backoff import EqualJitterBackoff
 from redis.exceptions import (
     AuthenticationError,
     AuthorizationError,
@@ -26,9 +31,9 @@ from redis.exceptions import (
 
 T = TypeVar("T")
 
-#: Attempts of one settling call (an ack, a burial) through an outage: about 30 s of
-#: back-off before the message is left to its lease.
-ATTEMPTS = 10
+#: Attempts of one settling call (an ack, a burial, a result write) through an
+#: outage: 18-36 s of back-off (27 s on average) before it is given up.
+ATTEMPTS = 12
 
 #: Errors that a later attempt may not meet: the server is away, loading, failing
 #: over, or the cluster is healing.
@@ -88,8 +93,7 @@ class Backoff:
         """Back off ``what`` (named in logs) from ``first`` up to ``cap`` seconds."""
         self.what = what
         self.logger = logger
-        self.first = first
-        self.cap = cap
+        self.delays = EqualJitterBackoff(cap=cap, base=first)
         self.failures = 0
 
     async def failed(self, error: BaseException) -> None:
@@ -103,8 +107,7 @@ class Backoff:
                 error,
             )
         self.failures += 1
-        ceiling = min(self.cap, self.first * 2 ** min(self.failures, 30))
-        await asyncio.sleep(ceiling / 2 + random.uniform(0, ceiling / 2))  # noqa: S311
+        await asyncio.sleep(self.delays.compute(min(self.failures, 30)))
 
     def succeeded(self) -> None:
         """Log the end of an outage, if there was one."""
@@ -128,7 +131,8 @@ async def attempt(
 ) -> T | None:
     """Run ``call`` through a short outage; return None if Redis stays away.
 
-    ``otherwise`` ends the log line of giving up: what happens instead.
+    ``call`` should not retry by itself (``client_retry=False``). ``otherwise``
+    ends the log line of giving up: what happens instead.
     """
     backoff = Backoff(what, logger)
     for _ in range(attempts):

@@ -275,7 +275,9 @@ class _ListQueue(ReliableBroker):
         listen() gives back whatever is held and was never handed over.
         """
         call = asyncio.ensure_future(
-            scripts.run(self.endpoint.client, _POP, *self._pop_call(count))
+            scripts.run(
+                self.endpoint.client, _POP, *self._pop_call(count), client_retry=False
+            )
         )
         try:
             reply = await asyncio.shield(call)
@@ -302,6 +304,7 @@ class _ListQueue(ReliableBroker):
             ("BZPOPMIN", self._keys.marker, timeout),
             _POP,
             *self._pop_call(count),
+            client_retry=False,
         )
         return woke, None if reply is None else self._take(reply)
 

@@ -371,7 +371,12 @@ class ReliableBroker(DeadLetterAPI, DecodesOnce):
         flags = await attempt(
             f"acking {len(held)} message(s) on {queue}",
             self._log,
-            partial(scripts.run, self.endpoint.client, *self._ack_call(queue, held)),
+            partial(
+                scripts.run,
+                self.endpoint.client,
+                *self._ack_call(queue, held),
+                client_retry=False,
+            ),
         )
         if flags is None:  # gave up, and said so: the leases run out instead
             return [True] * len(held)
@@ -383,7 +388,10 @@ class ReliableBroker(DeadLetterAPI, DecodesOnce):
             f"burying {delivery.id} on {delivery.queue}",
             self._log,
             partial(
-                scripts.run, self.endpoint.client, *self._bury_call(delivery, reason)
+                scripts.run,
+                self.endpoint.client,
+                *self._bury_call(delivery, reason),
+                client_retry=False,
             ),
         )
         if buried:

@@ -199,7 +199,9 @@ class _ResultBackend(AsyncResultBackend[_ReturnType]):
         replies = await attempt(
             f"storing {len(calls)} result(s)",
             logger,
-            partial(scripts.run_many, self.endpoint.client, _SET, calls),
+            partial(
+                scripts.run_many, self.endpoint.client, _SET, calls, client_retry=False
+            ),
             otherwise="those results are not stored",
         )
         if replies is None:

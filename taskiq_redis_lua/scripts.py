@@ -291,6 +291,8 @@ async def run_many(
     client: Client,
     item: Script,
     calls: Sequence[tuple[KeySet, Sequence[Arg]]],
+    *,
+    client_retry: bool = True,
 ) -> list[Any]:
     """Run ``item`` once per ``(keys, args)`` in one pipeline (not a transaction).
 
@@ -298,13 +300,17 @@ async def run_many(
     place of the reply (a declared error as :class:`ScriptReplyError`). Calls that
     met ``NOSCRIPT`` are loaded and run again. Connection errors raise, also when
     only some nodes of a cluster failed: the caller retries the whole batch.
+    ``client_retry=False`` is for callers that wait out outages themselves (see
+    ``backoff.py``): the client then tries each write once.
     """
     commands = [_evalsha(item, keys, args) for keys, args in calls]
-    replies = await topology.pipeline(client, commands)
+    replies = await topology.pipeline(client, commands, client_retry=client_retry)
     again = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
     if again:
         await _load(client, item, [str(key) for i in again for key in commands[i][3:4]])
-        retried = await topology.pipeline(client, [commands[i] for i in again])
+        retried = await topology.pipeline(
+            client, [commands[i] for i in again], client_retry=client_retry
+        )
         for index, reply in zip(again, retried, strict=True):
             replies[index] = reply
     _raise_outage(replies)
@@ -316,13 +322,15 @@ async def run(
     item: Script,
     keys: KeySet,
     args: Sequence[Arg] = (),
+    *,
+    client_retry: bool = True,
 ) -> Any:
     """Run ``item`` with ``EVALSHA``; load it and retry once on ``NOSCRIPT``.
 
     A reply that the header declares as an error (an ``TRL_...`` error reply or a
     negative code listed under ``Errors:``) raises :class:`ScriptReplyError`.
     """
-    (reply,) = await run_many(client, item, [(keys, args)])
+    (reply,) = await run_many(client, item, [(keys, args)], client_retry=client_retry)
     if isinstance(reply, Exception):
         raise reply
     return reply
@@ -334,6 +342,8 @@ async def run_behind(
     item: Script,
     keys: KeySet,
     args: Sequence[Arg] = (),
+    *,
+    client_retry: bool = True,
 ) -> tuple[Any, Any]:
     """Send ``command`` and then ``item`` in one pipeline; return both replies.
 
@@ -342,7 +352,7 @@ async def run_behind(
     next :func:`run` loads it.
     """
     first, reply = await topology.pipeline(
-        client, [command, _evalsha(item, keys, args)]
+        client, [command, _evalsha(item, keys, args)], client_retry=client_retry
     )
     _raise_outage([first, reply])
     if isinstance(first, Exception):

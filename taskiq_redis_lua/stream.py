@@ -241,6 +241,7 @@ class _Fetcher:
                 "1" if broker.approximate else "0",
                 broker.max_dead_letters,
             ],
+            client_retry=False,
         )
         broker._report_buried(stream, buried)
         taken = broker._held(stream, handed)

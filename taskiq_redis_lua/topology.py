@@ -118,16 +118,20 @@ class Endpoint:
         return Redis.from_pool(pool)
 
 
-async def pipeline(client: Client, commands: Sequence[wire.Command]) -> list[Any]:
+async def pipeline(
+    client: Client, commands: Sequence[wire.Command], *, client_retry: bool = True
+) -> list[Any]:
     """Send ``commands`` in one pipeline (not a transaction); return replies in order.
 
     An error reply stands in place of its reply. A node client (single node,
     Sentinel's primary) takes the lean path, one write on one connection
-    (:mod:`wire`); a cluster client routes each command by its slot, and may
-    return a dead node's connection error in place of that node's replies.
+    (:mod:`wire`), retried by the connection's policy unless ``client_retry`` is
+    False. A cluster client routes each command by its slot (re-reading the slot
+    map and trying again as redis-py does: routing, not waiting out an outage), and
+    may return a dead node's connection error in place of that node's replies.
     """
     if not isinstance(client, RedisCluster):
-        return await wire.exchange(client, commands)
+        return await wire.exchange(client, commands, client_retry=client_retry)
     if len(commands) == 1:  # one command needs no pipeline's bookkeeping
         try:
             return [await client.execute_command(*commands[0])]

@@ -57,13 +57,16 @@ def pack(commands: Sequence[Command]) -> bytes:
     )
 
 
-async def exchange(client: Redis, commands: Sequence[Command]) -> list[Any]:
+async def exchange(
+    client: Redis, commands: Sequence[Command], *, client_retry: bool = True
+) -> list[Any]:
     """Send ``commands`` in one write; return their replies in order.
 
     An error reply is returned in place of its reply (a :class:`ResponseError`,
-    e.g. ``NoScriptError``); connection errors are retried as the client's retry
-    policy says, then raised. A connection left with unread replies (an error or a
-    cancellation half way) is closed, never reused.
+    e.g. ``NoScriptError``). Connection errors are retried as the client's retry
+    policy says (with ``client_retry=False``: not at all, for a caller that waits
+    out outages itself), then raised. A connection left with unread replies (an
+    error or a cancellation half way) is closed, never reused.
     """
     packed = pack(commands)
     pool = client.connection_pool
@@ -97,7 +100,10 @@ async def exchange(client: Redis, commands: Sequence[Command]) -> list[Any]:
         await connection.disconnect()
 
     try:
-        replies: list[Any] = await connection.retry.call_with_retry(once, reset)
+        if client_retry:
+            replies: list[Any] = await connection.retry.call_with_retry(once, reset)
+        else:
+            replies = await once()
     except BaseException:
         await connection.disconnect(nowait=True)
         raise
