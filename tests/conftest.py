@@ -37,8 +37,8 @@ OpenEndpoint = Callable[..., topo.Endpoint]
 
 #: Test modules whose outcome depends on the server (Redis 7 or Valkey 8).
 SERVER_SENSITIVE = {
-    "test_lua_queue", "test_lua_stream", "test_lua_result", "test_scripts",
-    "test_redis_cli", "test_keys", "test_list_queue", "test_stream",
+    "test_lua_queue", "test_lua_stream", "test_lua_result", "test_lua_arguments",
+    "test_scripts", "test_redis_cli", "test_keys", "test_list_queue", "test_stream",
     "test_result_backend", "test_schedule_source", "test_pubsub", "test_topology",
     "test_drop_in", "test_worker_cli", "test_chaos", "test_security", "test_demo",
     "test_backlog", "test_cli", "test_readme",

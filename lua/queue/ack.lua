@@ -7,9 +7,16 @@
   ARGV[1..] pairs: message id, delivery number it was handed out with
   Returns: one flag per pair, in order: 1 if the message was removed, 0 if the pair
     was stale (the message was handed out again since, or is gone: nothing removed)
+  Errors: TRL_BADARG when an ARGV is not as described; then nothing is written
   Work: O(K log M), K = #ARGV / 2, which the caller keeps small
 ]]
 local rcall = redis.call
+
+-- Pairs after the fixed ARGV: checked before anything is written.
+if (#ARGV - 0) % 2 ~= 0 then
+  return redis.error_reply("TRL_BADARG ARGV[1..] must be id, delivery pairs, got "
+    .. #ARGV - 0 .. " values")
+end
 
 local removed = {}
 for i = 1, #ARGV - 1, 2 do

@@ -10,9 +10,21 @@
   ARGV[3] reason
   ARGV[4] max dead letters kept; the oldest are dropped beyond it
   Returns: 1 when buried, 0 when the message is no longer held with that delivery
+  Errors: TRL_BADARG when an ARGV is not as described; then nothing is written
   Work: O(log M + D), D <= 100 oldest dead letters dropped
 ]]
 local rcall = redis.call
+
+-- Whole-number ARGV {index, least[, most]}: checked before anything is written.
+for _, rule in ipairs({{2, 1}, {4, 0}}) do
+  local text = ARGV[rule[1]]
+  local value = text and string.match(text, "^%-?%d+$") and tonumber(text)
+  if not value or value < rule[2] or (rule[3] and value > rule[3]) then
+    return redis.error_reply("TRL_BADARG ARGV[" .. rule[1] .. "] must be a whole number"
+      .. " >= " .. rule[2] .. (rule[3] and " and <= " .. rule[3] or "") .. ", got "
+      .. tostring(text))
+  end
+end
 
 local id = ARGV[1]
 if rcall("HGET", KEYS[2], id) ~= ARGV[2] or rcall("ZREM", KEYS[1], id) == 0 then

@@ -18,9 +18,21 @@
     is due (ms, server clock; -1: nothing is). Leaves the marker at 0 while ready
     work remains, else, when it handed work out, at the next due time, so that an
     idle worker wakes for it.
+  Errors: TRL_BADARG when an ARGV is not as described; then nothing is written
   Work: O((P + N) log M), P <= ARGV[4], N <= ARGV[2], M the size of the queue
 ]]
 local rcall = redis.call
+
+-- Whole-number ARGV {index, least[, most]}: checked before anything is written.
+for _, rule in ipairs({{1, 1}, {2, 1}, {3, 1}, {4, 0}, {5, 0}}) do
+  local text = ARGV[rule[1]]
+  local value = text and string.match(text, "^%-?%d+$") and tonumber(text)
+  if not value or value < rule[2] or (rule[3] and value > rule[3]) then
+    return redis.error_reply("TRL_BADARG ARGV[" .. rule[1] .. "] must be a whole number"
+      .. " >= " .. rule[2] .. (rule[3] and " and <= " .. rule[3] or "") .. ", got "
+      .. tostring(text))
+  end
+end
 
 local function priority_of(id)
   return tonumber(string.match(id, ":(%-?%d+)$")) or 0

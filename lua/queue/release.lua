@@ -8,9 +8,27 @@
     count; "0": it did (the task may have started), so the delivery counts
   ARGV[2..] pairs: message id, delivery number it was handed out with
   Returns: how many messages went back. Re-arms the marker when ready is not empty.
+  Errors: TRL_BADARG when an ARGV is not as described; then nothing is written
   Work: O(K log M), K = (#ARGV - 1) / 2, which the caller keeps small
 ]]
 local rcall = redis.call
+
+-- Whole-number ARGV {index, least[, most]}: checked before anything is written.
+for _, rule in ipairs({{1, 0, 1}}) do
+  local text = ARGV[rule[1]]
+  local value = text and string.match(text, "^%-?%d+$") and tonumber(text)
+  if not value or value < rule[2] or (rule[3] and value > rule[3]) then
+    return redis.error_reply("TRL_BADARG ARGV[" .. rule[1] .. "] must be a whole number"
+      .. " >= " .. rule[2] .. (rule[3] and " and <= " .. rule[3] or "") .. ", got "
+      .. tostring(text))
+  end
+end
+
+-- Pairs after the fixed ARGV: checked before anything is written.
+if (#ARGV - 1) % 2 ~= 0 then
+  return redis.error_reply("TRL_BADARG ARGV[2..] must be id, delivery pairs, got "
+    .. #ARGV - 1 .. " values")
+end
 
 local uncount = ARGV[1] == "1"
 local released = 0

@@ -8,17 +8,23 @@
   ARGV[1] serialized result
   ARGV[2] time to live in milliseconds; "0" keeps the result until it is read or deleted
   Returns: 1
-  Errors: TRL_BADARG when ARGV[2] is not a whole number of milliseconds
+  Errors: TRL_BADARG when an ARGV is not as described; then nothing is written
   Work: O(1)
 ]]
 local rcall = redis.call
 
-local ttl = ARGV[2]
-if ttl == nil or not string.match(ttl, "^%d+$") then
-  return redis.error_reply("TRL_BADARG time to live must be a whole number of ms, got "
-    .. tostring(ttl))
+-- Whole-number ARGV {index, least[, most]}: checked before anything is written.
+for _, rule in ipairs({{2, 0}}) do
+  local text = ARGV[rule[1]]
+  local value = text and string.match(text, "^%-?%d+$") and tonumber(text)
+  if not value or value < rule[2] or (rule[3] and value > rule[3]) then
+    return redis.error_reply("TRL_BADARG ARGV[" .. rule[1] .. "] must be a whole number"
+      .. " >= " .. rule[2] .. (rule[3] and " and <= " .. rule[3] or "") .. ", got "
+      .. tostring(text))
+  end
 end
 
+local ttl = ARGV[2]
 if tonumber(ttl) == 0 then
   rcall("SET", KEYS[1], ARGV[1])
 else

@@ -6,17 +6,23 @@
   ARGV[1] how long the waiter may block, in ms (the watch key lives at least that long)
   Returns: {1} when the result is stored; otherwise {0, id}: XREAD BLOCK on KEYS[2]
     after id returns as soon as the result is stored
-  Errors: TRL_BADARG when ARGV[1] is not a positive whole number of milliseconds
+  Errors: TRL_BADARG when an ARGV is not as described; then nothing is written
   Work: O(1)
 ]]
 local rcall = redis.call
 
-local lifetime = ARGV[1]
-if lifetime == nil or not string.match(lifetime, "^%d+$") or tonumber(lifetime) == 0 then
-  return redis.error_reply("TRL_BADARG wait must be a positive whole number of ms, got "
-    .. tostring(lifetime))
+-- Whole-number ARGV {index, least[, most]}: checked before anything is written.
+for _, rule in ipairs({{1, 1}}) do
+  local text = ARGV[rule[1]]
+  local value = text and string.match(text, "^%-?%d+$") and tonumber(text)
+  if not value or value < rule[2] or (rule[3] and value > rule[3]) then
+    return redis.error_reply("TRL_BADARG ARGV[" .. rule[1] .. "] must be a whole number"
+      .. " >= " .. rule[2] .. (rule[3] and " and <= " .. rule[3] or "") .. ", got "
+      .. tostring(text))
+  end
 end
 
+local lifetime = ARGV[1]
 if rcall("EXISTS", KEYS[1]) == 1 then
   return {1}
 end

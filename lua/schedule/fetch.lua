@@ -11,9 +11,21 @@
   Returns: {member, serialized schedule or false, ...}, at most N pairs in member
     order; a shorter page is the last. Deleting schedules between pages never makes
     the next page skip one, since a page starts after a member, not at an offset.
+  Errors: TRL_BADARG when an ARGV is not as described; then nothing is written
   Work: O(log M + N), M the number of schedules; nothing else in Redis is looked at
 ]]
 local rcall = redis.call
+
+-- Whole-number ARGV {index, least[, most]}: checked before anything is written.
+for _, rule in ipairs({{3, 1}}) do
+  local text = ARGV[rule[1]]
+  local value = text and string.match(text, "^%-?%d+$") and tonumber(text)
+  if not value or value < rule[2] or (rule[3] and value > rule[3]) then
+    return redis.error_reply("TRL_BADARG ARGV[" .. rule[1] .. "] must be a whole number"
+      .. " >= " .. rule[2] .. (rule[3] and " and <= " .. rule[3] or "") .. ", got "
+      .. tostring(text))
+  end
+end
 
 local members = rcall("ZRANGE", KEYS[2], ARGV[1], ARGV[2], "BYLEX", "LIMIT", 0, ARGV[3])
 local page = {}

@@ -7,10 +7,22 @@
   ARGV[3..] entry ids
   Returns: one flag per entry id, in order: 1 if it was acknowledged, 0 if it was not
     pending in the group (taken over by another consumer and acked there, or gone)
+  Errors: TRL_BADARG when an ARGV is not as described; then nothing is written
   Work: O(K G log M), K = #ARGV - 2 which the caller keeps small, G groups
 ]]
 local rcall = redis.call
 local stream, group = KEYS[1], ARGV[1]
+
+-- Whole-number ARGV {index, least[, most]}: checked before anything is written.
+for _, rule in ipairs({{2, 0, 1}}) do
+  local text = ARGV[rule[1]]
+  local value = text and string.match(text, "^%-?%d+$") and tonumber(text)
+  if not value or value < rule[2] or (rule[3] and value > rule[3]) then
+    return redis.error_reply("TRL_BADARG ARGV[" .. rule[1] .. "] must be a whole number"
+      .. " >= " .. rule[2] .. (rule[3] and " and <= " .. rule[3] or "") .. ", got "
+      .. tostring(text))
+  end
+end
 
 local function id_parts(id)
   local ms, seq = string.match(id, "^(%d+)-(%d+)$")

@@ -9,10 +9,22 @@
   ARGV[5] payload ("" when there is none)
   ARGV[6] max dead letters kept (approximately); the oldest are dropped beyond it
   Returns: 1 when buried, 0 when the entry was no longer pending in the group
+  Errors: TRL_BADARG when an ARGV is not as described; then nothing is written
   Work: O(G log M), G the number of groups
 ]]
 local rcall = redis.call
 local stream, group, id = KEYS[1], ARGV[1], ARGV[2]
+
+-- Whole-number ARGV {index, least[, most]}: checked before anything is written.
+for _, rule in ipairs({{3, 0}, {6, 0}}) do
+  local text = ARGV[rule[1]]
+  local value = text and string.match(text, "^%-?%d+$") and tonumber(text)
+  if not value or value < rule[2] or (rule[3] and value > rule[3]) then
+    return redis.error_reply("TRL_BADARG ARGV[" .. rule[1] .. "] must be a whole number"
+      .. " >= " .. rule[2] .. (rule[3] and " and <= " .. rule[3] or "") .. ", got "
+      .. tostring(text))
+  end
+end
 
 local function id_parts(entry_id)
   local ms, seq = string.match(entry_id, "^(%d+)-(%d+)$")

@@ -22,11 +22,23 @@
     now: the server clock (ms); next due: when the next delayed message is due
     (ms, server clock; -1: none). Entries deleted from the stream while pending
     (trimmed by MAXLEN) are recorded as dead letters without a payload.
+  Errors: TRL_BADARG when an ARGV is not as described; then nothing is written
   Work: O((P + N) log M + N G), P <= ARGV[8], N <= ARGV[6], G the number of groups
     (XINFO GROUPS runs at most once per call)
 ]]
 local rcall = redis.call
 local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
+
+-- Whole-number ARGV {index, least[, most]}: checked before anything is written.
+for _, rule in ipairs({{4, 1}, {5, 0}, {6, 0}, {7, 1}, {8, 0}, {9, 0}, {10, 0, 1}, {11, 0}}) do
+  local text = ARGV[rule[1]]
+  local value = text and string.match(text, "^%-?%d+$") and tonumber(text)
+  if not value or value < rule[2] or (rule[3] and value > rule[3]) then
+    return redis.error_reply("TRL_BADARG ARGV[" .. rule[1] .. "] must be a whole number"
+      .. " >= " .. rule[2] .. (rule[3] and " and <= " .. rule[3] or "") .. ", got "
+      .. tostring(text))
+  end
+end
 
 local time = rcall("TIME")
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)

@@ -9,10 +9,28 @@
   ARGV[5..] pairs: entry id, delivery number it was handed out with
   Returns: how many entries were released (still pending with this consumer and
     that delivery count)
+  Errors: TRL_BADARG when an ARGV is not as described; then nothing is written
   Work: O(K log M), K = (#ARGV - 4) / 2, which the caller keeps small
 ]]
 local rcall = redis.call
 local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
+
+-- Whole-number ARGV {index, least[, most]}: checked before anything is written.
+for _, rule in ipairs({{3, 0}, {4, 0, 1}}) do
+  local text = ARGV[rule[1]]
+  local value = text and string.match(text, "^%-?%d+$") and tonumber(text)
+  if not value or value < rule[2] or (rule[3] and value > rule[3]) then
+    return redis.error_reply("TRL_BADARG ARGV[" .. rule[1] .. "] must be a whole number"
+      .. " >= " .. rule[2] .. (rule[3] and " and <= " .. rule[3] or "") .. ", got "
+      .. tostring(text))
+  end
+end
+
+-- Pairs after the fixed ARGV: checked before anything is written.
+if (#ARGV - 4) % 2 ~= 0 then
+  return redis.error_reply("TRL_BADARG ARGV[5..] must be id, delivery pairs, got "
+    .. #ARGV - 4 .. " values")
+end
 
 local released = 0
 for i = 5, #ARGV - 1, 2 do
