@@ -1,9 +1,11 @@
 """Throwaway Redis processes on free loopback ports, for tests, demos and benchmarks.
 
-Starts ``redis-server`` (or Valkey, see :func:`server`) as a single node, a Redis
-Cluster or a primary with replicas watched by sentinels, waits until it is ready,
-and stops exactly the processes it started. Nothing is written outside the working
-directory it is given.
+A documented testing helper (README, "Testing your own app against real Redis"):
+:func:`start` runs ``redis-server`` (or Valkey, see :func:`server`) as a single
+node, a Redis Cluster or a primary with replicas watched by sentinels, waits until
+it is ready, and stops exactly the processes it started. Nothing is written outside
+the working directory it is given. Linux and macOS; on Linux the servers also die
+with the process that started them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -148,6 +151,8 @@ def free_port(*, with_cluster_bus: bool = False) -> int:
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child
     """Ask Linux to stop the child when the process that started it dies."""
+    if not sys.platform.startswith("linux"):
+        return  # elsewhere: stop() or the interpreter's exit stops it
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG

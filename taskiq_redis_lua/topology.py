@@ -99,7 +99,7 @@ class Endpoint:
             await pubsub.subscribe(channel)
             yield pubsub
         finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
             if subscriber is not self.client:
                 await subscriber.aclose()
 
@@ -277,7 +277,7 @@ class _AsksSentinelsOnReconnect(SentinelManagedConnection):
         """Connect to ``address``, which the sentinels just named."""
         self._asking = True
         try:
-            await super().connect_to(address)  # type: ignore[no-untyped-call]
+            await super().connect_to(address)  # type: ignore[no-untyped-call,unused-ignore]
         finally:
             self._asking = False
 
@@ -288,7 +288,7 @@ class _AsksSentinelsOnReconnect(SentinelManagedConnection):
         if self._asking or self.is_connected:
             await super().connect_check_health(check_health, retry_socket_connect)
             return
-        await self.connect()  # type: ignore[no-untyped-call]
+        await self.connect()  # type: ignore[no-untyped-call,unused-ignore]
 
 
 class _AsksSentinelsOnReconnectTLS(
@@ -315,7 +315,7 @@ def sentinel(
     if not master_name:
         raise ValueError("master_name must name the monitored primary")
     options = _with_retry(_connection_options(connection_kwargs or {}))
-    watcher = Sentinel(  # type: ignore[no-untyped-call]
+    watcher = Sentinel(  # type: ignore[no-untyped-call,unused-ignore]
         addresses,
         min_other_sentinels=min_other_sentinels,
         sentinel_kwargs=dict(sentinel_kwargs) if sentinel_kwargs is not None else None,

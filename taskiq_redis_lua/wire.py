@@ -70,7 +70,7 @@ async def exchange(
     """
     packed = pack(commands)
     pool = client.connection_pool
-    connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+    connection = await pool.get_connection()  # type: ignore[no-untyped-call,unused-ignore]
 
     async def read_one() -> Any:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -96,3 +97,30 @@ async def test_readme_redis_cli_command_runs(populated: str, command: str) -> No
         if re.match(r"^(\(error\)|ERR|NOSCRIPT|WRONGTYPE|NOGROUP)", out)
     ]  # fmt: skip
     assert not errors, done.stdout
+
+
+def test_the_readme_fixture_for_testing_an_app_runs_as_written(tmp_path: Path) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    [example] = [block for block in blocks if "def redis_cluster(" in block]
+    test_file = tmp_path / "test_app.py"
+    test_file.write_text(
+        example
+        + "\n\nasync def test_kicks_reach_the_cluster(broker):\n"
+        + "    await broker.kick(__import__('taskiq').BrokerMessage(\n"
+        + "        task_id='1', task_name='t', message=b'm', labels={}))\n"
+        + "    [stats] = await broker.stats()\n"
+        + "    assert stats.ready == 1\n"
+    )
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"),
+            *("-o", "asyncio_mode=auto", "-p", "no:xdist", str(test_file)),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
