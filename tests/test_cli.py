@@ -18,9 +18,9 @@ from taskiq_redis_lua import ListQueueBroker, ListRedisScheduleSource, scripts
 from taskiq_redis_lua.cli import next_fire
 from taskiq_redis_lua.local_redis import LocalTopology
 
+from .building import STREAM
 from .listening import send
 from .queue_scripts import Queue
-from .test_stream import build_stream
 from .worker_process import ROOT, TASKIQ, app_environment
 
 APP = "tests.apps.worker_app"
@@ -90,7 +90,7 @@ async def test_stats_without_an_app_prints_a_table(
 
 
 async def test_stats_of_a_stream(single_redis: LocalTopology, unique: str) -> None:
-    broker = build_stream(single_redis, queue_name=unique, consumer_group_name="g")
+    broker = STREAM.build(single_redis, queue_name=unique, consumer_group_name="g")
     await broker.startup()
     for value in range(2):
         await send(broker, value)

@@ -29,9 +29,9 @@ from taskiq_redis_lua import ResultSerializationError
 from taskiq_redis_lua.keys import list_queue_keys
 from taskiq_redis_lua.local_redis import LocalTopology
 
+from .building import RESULT_BACKEND, SCHEDULE_SOURCE
 from .listening import Listen
-from .test_result_backend import build_backend
-from .test_schedule_source import build_source, schedule
+from .test_schedule_source import schedule
 from .test_security import FAMILIES, build_broker
 from .worker_process import Worker, forget_app, import_app, start_worker
 
@@ -274,7 +274,7 @@ async def test_the_client_attributes_reach_the_brokers_redis(
 async def test_the_result_backends_client_attribute_reaches_its_results(
     topology: LocalTopology, unique: str
 ) -> None:
-    backend = build_backend(topology, prefix_str=unique)
+    backend = RESULT_BACKEND.build(topology, prefix_str=unique)
     try:
         await backend.set_progress(
             "t", TaskProgress(state=TaskState.STARTED, meta=None)
@@ -289,7 +289,7 @@ async def test_the_result_backends_client_attribute_reaches_its_results(
 async def test_the_schedule_sources_client_attribute_reaches_its_schedules(
     topology: LocalTopology, unique: str
 ) -> None:
-    source = build_source(topology, prefix=unique)
+    source = SCHEDULE_SOURCE.build(topology, prefix=unique)
     try:
         await source.add_schedule(schedule(cron="* * * * *"))
         async with users_client(topology, source) as client:

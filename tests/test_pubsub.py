@@ -13,25 +13,15 @@ from taskiq.message import TaskiqMessage
 
 from taskiq_redis_lua import (
     PubSubBroker,
-    PubSubClusterBroker,
-    PubSubSentinelBroker,
     local_redis,
 )
 from taskiq_redis_lua.local_redis import LocalTopology
 from taskiq_redis_lua.pubsub import _PubSubBroker
 
+from .building import PUBSUB
 from .listening import Listen, send
 
 MakeBroker = Callable[..., _PubSubBroker]
-
-
-def build_pubsub(target: LocalTopology, **options: Any) -> _PubSubBroker:
-    """The broadcast class of ``target``'s topology, built as a user would."""
-    if target.kind == "single":
-        return PubSubBroker(target.url, **options)
-    if target.kind == "cluster":
-        return PubSubClusterBroker(target.url, **options)
-    return PubSubSentinelBroker(target.sentinels, target.master_name, **options)
 
 
 @pytest.fixture
@@ -41,7 +31,7 @@ async def make_broker(
     built: list[_PubSubBroker] = []
 
     def make(**options: Any) -> _PubSubBroker:
-        broker = build_pubsub(topology, **{"queue_name": unique, **options})
+        broker = PUBSUB.build(topology, **{"queue_name": unique, **options})
         built.append(broker)
         return broker
 

@@ -28,19 +28,10 @@ from taskiq_redis_lua.keys import result_keys
 from taskiq_redis_lua.local_redis import LocalTopology
 from taskiq_redis_lua.result_backend import DEFAULT_RESULT_TTL_SECONDS, _ResultBackend
 
+from .building import RESULT_BACKEND
+
 Backend = _ResultBackend[Any]
 MakeBackend = Callable[..., Backend]
-
-
-def build_backend(target: LocalTopology, **options: Any) -> Backend:
-    """The backend class of ``target``'s topology, built as a user would."""
-    if target.kind == "single":
-        return RedisAsyncResultBackend(target.url, **options)
-    if target.kind == "cluster":
-        return RedisAsyncClusterResultBackend(target.url, **options)
-    return RedisAsyncSentinelResultBackend(
-        target.sentinels, target.master_name, **options
-    )
 
 
 @pytest.fixture
@@ -49,7 +40,7 @@ async def make_backend(topology: LocalTopology) -> AsyncIterator[MakeBackend]:
     built: list[Backend] = []
 
     def make(**options: Any) -> Backend:
-        backend = build_backend(topology, **options)
+        backend = RESULT_BACKEND.build(topology, **options)
         built.append(backend)
         return backend
 
@@ -298,7 +289,7 @@ async def test_the_backend_works_without_startup_and_after_script_flush(
 async def test_results_of_a_cluster_spread_over_every_primary(
     cluster_redis: LocalTopology, unique: str
 ) -> None:
-    backend = build_backend(cluster_redis)
+    backend = RESULT_BACKEND.build(cluster_redis)
     try:
         await _spread_over_primaries(backend, unique)
     finally:
@@ -358,7 +349,7 @@ def test_bad_options_are_refused_by_every_backend_class(
     topology: LocalTopology, options: dict[str, Any], error: type[Exception]
 ) -> None:
     with pytest.raises(error):
-        build_backend(topology, **options)
+        RESULT_BACKEND.build(topology, **options)
 
 
 @pytest.mark.parametrize(

@@ -18,12 +18,7 @@ from taskiq.scheduler.scheduler import TaskiqScheduler
 from taskiq.serializers import PickleSerializer
 
 from taskiq_redis_lua import (
-    ListRedisClusterScheduleSource,
     ListRedisScheduleSource,
-    ListRedisSentinelScheduleSource,
-    RedisClusterScheduleSource,
-    RedisScheduleSource,
-    RedisSentinelScheduleSource,
     local_redis,
 )
 from taskiq_redis_lua import topology as topo
@@ -31,28 +26,9 @@ from taskiq_redis_lua.keys import companion_key
 from taskiq_redis_lua.local_redis import LocalTopology
 from taskiq_redis_lua.schedule_source import _fire_time, _ScheduleSource
 
-from .test_list_queue import build_queue
+from .building import DEPRECATED_SCHEDULE_SOURCE, LIST_QUEUE, SCHEDULE_SOURCE
 
 MakeSource = Callable[..., _ScheduleSource]
-
-
-def build_source(target: LocalTopology, **options: Any) -> _ScheduleSource:
-    """The schedule source class of ``target``'s topology, built as a user would."""
-    if target.kind == "single":
-        return ListRedisScheduleSource(target.url, **options)
-    if target.kind == "cluster":
-        return ListRedisClusterScheduleSource(target.url, **options)
-    return ListRedisSentinelScheduleSource(
-        target.sentinels, target.master_name, **options
-    )
-
-
-def build_deprecated(target: LocalTopology, **options: Any) -> _ScheduleSource:
-    if target.kind == "single":
-        return RedisScheduleSource(target.url, **options)
-    if target.kind == "cluster":
-        return RedisClusterScheduleSource(target.url, **options)
-    return RedisSentinelScheduleSource(target.sentinels, target.master_name, **options)
 
 
 @pytest.fixture
@@ -62,7 +38,7 @@ async def make_source(
     built: list[_ScheduleSource] = []
 
     async def make(**options: Any) -> _ScheduleSource:
-        source = build_source(topology, **{"prefix": unique, **options})
+        source = SCHEDULE_SOURCE.build(topology, **{"prefix": unique, **options})
         built.append(source)
         await source.startup()
         return source
@@ -265,12 +241,12 @@ async def test_migrating_from_the_same_storage_keeps_every_schedule(
     topology: LocalTopology, unique: str
 ) -> None:
     with pytest.warns(DeprecationWarning, match="deprecated"):
-        old = build_deprecated(topology, prefix=unique)
+        old = DEPRECATED_SCHEDULE_SOURCE.build(topology, prefix=unique)
     await old.startup()
     items = [schedule(cron="0 0 * * *"), schedule(time=soon(3600))]
     for item in items:
         await old.add_schedule(item)
-    fresh = build_source(topology, prefix=unique).with_migrate_from(old)
+    fresh = SCHEDULE_SOURCE.build(topology, prefix=unique).with_migrate_from(old)
     await fresh.startup()
     try:
         assert len(await fresh.all_schedules()) == 2
@@ -282,7 +258,7 @@ async def test_schedules_migrate_from_a_deprecated_source(
     topology: LocalTopology, make_source: Any, unique: str
 ) -> None:
     with pytest.warns(DeprecationWarning, match="deprecated"):
-        old = build_deprecated(topology, prefix=f"{unique}-old")
+        old = DEPRECATED_SCHEDULE_SOURCE.build(topology, prefix=f"{unique}-old")
     await old.startup()
     items = [
         schedule(cron="0 0 * * *"),
@@ -292,14 +268,14 @@ async def test_schedules_migrate_from_a_deprecated_source(
     ]
     for item in items:
         await old.add_schedule(item)
-    fresh = build_source(topology, prefix=unique).with_migrate_from(old)
+    fresh = SCHEDULE_SOURCE.build(topology, prefix=unique).with_migrate_from(old)
     await fresh.startup()
     try:
         got = await fresh.all_schedules()
         assert sorted(s.schedule_id for s in got) == sorted(
             s.schedule_id for s in items
         )
-        check = build_source(topology, prefix=f"{unique}-old")
+        check = SCHEDULE_SOURCE.build(topology, prefix=f"{unique}-old")
         assert await check.all_schedules() == []
         await check.shutdown()
     finally:
@@ -318,7 +294,7 @@ async def test_two_scheduler_loops_send_each_fire_time_once(
     }
     for item in items.values():
         await writer.add_schedule(item)
-    brokers = [build_queue(topology, queue_name=unique) for _ in range(2)]
+    brokers = [LIST_QUEUE.build(topology, queue_name=unique) for _ in range(2)]
     loops = []
     for broker in brokers:
         source = await make_source(deduplicate=deduplicate)
@@ -387,7 +363,7 @@ def test_deprecated_names_warn(
     topology: LocalTopology,
 ) -> None:
     with pytest.warns(DeprecationWarning, match="ListRedisScheduleSource"):
-        build_deprecated(topology, prefix="x")
+        DEPRECATED_SCHEDULE_SOURCE.build(topology, prefix="x")
 
 
 @pytest.mark.parametrize(
@@ -405,4 +381,4 @@ def test_bad_options_are_refused_naming_the_parameter(
     topology: LocalTopology, options: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(ValueError, match=message):
-        build_source(topology, **options)
+        SCHEDULE_SOURCE.build(topology, **options)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import re
 import textwrap
 from pathlib import Path
@@ -75,18 +77,34 @@ async def any_protocol(
     return open_endpoint(topology, protocol=protocol, parser_class=parser)
 
 
+def scripts_the_package_calls() -> set[str]:
+    """The scripts held by the package's modules (each module names what it calls)."""
+    package = Path(scripts.__file__).parent
+    called = set()
+    for module in pkgutil.iter_modules([str(package)]):
+        if module.name != "__main__":  # it runs the command line
+            found = vars(importlib.import_module(f"taskiq_redis_lua.{module.name}"))
+            called |= {v.name for v in found.values() if isinstance(v, scripts.Script)}
+    return called
+
+
+def test_the_package_ships_exactly_the_scripts_it_calls() -> None:
+    shipped = {item.name for item in scripts.catalog()}
+    called = scripts_the_package_calls()
+    assert not called - shipped, "called but not shipped"
+    assert not shipped - called, "shipped but never called"
+    assert {name.split("/")[0] for name in called} == {
+        "queue", "stream", "result", "schedule",
+    }  # fmt: skip
+
+
 def test_every_shipped_script_has_a_complete_header() -> None:
-    catalog = scripts.catalog()
-    names = {item.name for item in catalog}
-    files = {
-        path.relative_to(catalog.directory).with_suffix("").as_posix()
-        for path in catalog.directory.rglob("*.lua")
-    }
-    assert names == files
-    for item in catalog:
+    for item in scripts.catalog():
         assert item.keys, f"{item.name} declares no keys"
-        assert item.summary
-        assert item.body.startswith(b"#!lua")
+        assert item.summary, f"{item.name} has no summary"
+        assert item.body.startswith(b"#!lua"), f"{item.name} has no shebang"
+        assert b"Work:" in item.body, f"{item.name} does not bound its work"
+        assert b"Returns:" in item.body, f"{item.name} does not say what it returns"
 
 
 def test_header_is_parsed_into_keys_args_errors_and_flags(echo: scripts.Script) -> None:

@@ -29,12 +29,9 @@ from taskiq_redis_lua.keys import companion_key, list_queue_keys, result_keys
 from taskiq_redis_lua.keys import stream_keys as stream_key_set
 from taskiq_redis_lua.local_redis import LocalTopology
 
+from .building import LIST_QUEUE, RESULT_BACKEND, SCHEDULE_SOURCE, STREAM
 from .conftest import KINDS
 from .listening import Listener, as_worker, send
-from .test_list_queue import build_queue
-from .test_result_backend import build_backend
-from .test_schedule_source import build_source
-from .test_stream import build_stream
 
 PASSWORD = "default-s3cret"
 USER, USER_PASSWORD = "worker", "w0rker:p@ss"
@@ -44,8 +41,8 @@ FAMILIES = ["list", "stream"]
 def build_broker(family: str, target: LocalTopology, **options: Any) -> Any:
     """The broker of ``family`` for ``target``'s topology, built as a user would."""
     if family == "list":
-        return build_queue(target, **options)
-    return build_stream(target, consumer_group_name="g", **options)
+        return LIST_QUEUE.build(target, **options)
+    return STREAM.build(target, consumer_group_name="g", **options)
 
 
 # --- passwords and ACL users -------------------------------------------------------
@@ -94,7 +91,7 @@ async def test_an_acl_user_named_in_the_url_queues_and_stores_results(
 ) -> None:
     target, credentials = as_user(protected, USER, USER_PASSWORD)
     broker = build_broker(family, target, queue_name=unique, **credentials)
-    backend = build_backend(target, **credentials)
+    backend = RESULT_BACKEND.build(target, **credentials)
     await broker.startup()
     listener = Listener(broker)
     try:
@@ -117,7 +114,7 @@ async def test_the_default_user_password_alone_works_for_schedules(
     protected: LocalTopology, unique: str
 ) -> None:
     target, credentials = as_user(protected, "default", PASSWORD)
-    source = build_source(target, prefix=unique, **credentials)
+    source = SCHEDULE_SOURCE.build(target, prefix=unique, **credentials)
     await source.startup()
     try:
         item = ScheduledTask(
@@ -301,8 +298,8 @@ async def test_hostile_queue_names_never_touch_another_queues_keys(
 async def test_hostile_task_ids_and_prefixes_keep_results_apart(
     topology: LocalTopology, endpoint: topo.Endpoint, unique: str
 ) -> None:
-    backend = build_backend(topology, prefix_str=unique)
-    others = build_backend(topology, prefix_str=f"{{{unique}}}")
+    backend = RESULT_BACKEND.build(topology, prefix_str=unique)
+    others = RESULT_BACKEND.build(topology, prefix_str=f"{{{unique}}}")
     ids = [unique, *hostile_names(unique), f"{unique}}}:progress"]
     try:
         for number, task_id in enumerate(ids):
@@ -337,7 +334,7 @@ async def test_a_planted_pickle_in_a_result_is_refused_not_run(
     topology: LocalTopology, endpoint: topo.Endpoint, unique: str, tmp_path: Path
 ) -> None:
     proof = tmp_path / "ran"
-    backend = build_backend(topology)
+    backend = RESULT_BACKEND.build(topology)
     try:
         await endpoint.client.set(
             result_keys(None, unique).result, pickle.dumps(_RunsCode(proof))
@@ -358,7 +355,7 @@ async def test_a_planted_pickle_schedule_is_skipped_not_run(
     topology: LocalTopology, endpoint: topo.Endpoint, unique: str, tmp_path: Path
 ) -> None:
     proof = tmp_path / "ran"
-    source = build_source(topology, prefix=unique)
+    source = SCHEDULE_SOURCE.build(topology, prefix=unique)
     await source.startup()
     try:
         await endpoint.client.hset(

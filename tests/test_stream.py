@@ -1,4 +1,6 @@
-"""The stream queue family, on a single node, a cluster and sentinel."""
+"""What only the stream queue does (groups, trimming, claims, extra streams), on a
+single node, a cluster and sentinel. What both queue families promise is in
+test_reliable_queue.py."""
 
 from __future__ import annotations
 
@@ -10,12 +12,9 @@ from typing import Any
 
 import pytest
 from redis.asyncio import RedisCluster
-from taskiq import BrokerMessage
 
 from taskiq_redis_lua import (
     RedisStreamBroker,
-    RedisStreamClusterBroker,
-    RedisStreamSentinelBroker,
     local_redis,
 )
 from taskiq_redis_lua import topology as topo
@@ -23,7 +22,8 @@ from taskiq_redis_lua.keys import stream_keys
 from taskiq_redis_lua.local_redis import LocalTopology
 from taskiq_redis_lua.stream import _StreamBroker
 
-from .listening import CountingFormatter, Listen, Listener, as_worker, send
+from .building import STREAM
+from .listening import Listen, Listener, send
 from .stream_scripts import Stream
 
 MakeStream = Callable[..., _StreamBroker]
@@ -32,15 +32,6 @@ FAST: dict[str, Any] = {
     "claim_interval": 0.1,
     "consumer_group_name": "g",
 }
-
-
-def build_stream(target: LocalTopology, **options: Any) -> _StreamBroker:
-    """The stream broker class of ``target``'s topology, built as a user would."""
-    if target.kind == "single":
-        return RedisStreamBroker(target.url, **options)
-    if target.kind == "cluster":
-        return RedisStreamClusterBroker(target.url, **options)
-    return RedisStreamSentinelBroker(target.sentinels, target.master_name, **options)
 
 
 @pytest.fixture
@@ -52,7 +43,7 @@ async def make_stream(
 
     async def make(**options: Any) -> _StreamBroker:
         options = {"queue_name": unique, **FAST, **options}
-        broker = build_stream(topology, **options)
+        broker = STREAM.build(topology, **options)
         built.append(broker)
         await broker.startup()
         return broker
@@ -66,23 +57,6 @@ async def make_stream(
 def raw(endpoint: topo.Endpoint, unique: str) -> Stream:
     """The stream's scripts called by hand: a worker that dies or stalls."""
     return Stream(endpoint, unique)
-
-
-async def test_acked_entries_leave_the_stream_empty(
-    make_stream: Any, listen: Listen, raw: Stream
-) -> None:
-    broker = await make_stream()
-    for value in range(3):
-        await send(broker, value)
-    listener = listen(broker)
-    for expected in range(3):
-        message = await listener.next()
-        assert (listener.value(message), message.delivery) == (expected, 1)
-        await message.ack()
-    assert await raw.client.xlen(raw.k.stream) == 0
-    assert await raw.client.xpending(raw.k.stream, "g") == {
-        "pending": 0, "min": None, "max": None, "consumers": [],
-    }  # fmt: skip
 
 
 async def test_without_delete_on_ack_acked_entries_stay(
@@ -106,25 +80,12 @@ async def test_maxlen_trims_exactly_unless_approximate(
 async def test_entries_kicked_before_any_worker_are_processed(
     topology: LocalTopology, make_stream: Any, listen: Listen, unique: str
 ) -> None:
-    sender = build_stream(topology, queue_name=unique)  # no startup: no group yet
+    sender = STREAM.build(topology, queue_name=unique)  # no startup: no group yet
     for value in range(3):
         await send(sender, value)
     await sender.shutdown()
     listener = listen(await make_stream())
     assert [listener.value(await listener.next()) for _ in range(3)] == [0, 1, 2]
-
-
-async def test_a_dead_consumers_entries_go_to_an_idle_worker(
-    make_stream: Any, listen: Listen, raw: Stream
-) -> None:
-    broker = await make_stream()
-    await send(broker, "orphan")
-    (entry_id,) = await raw.read("killed-worker")
-    started = time.monotonic()
-    message = await listen(await make_stream()).next(timeout=5)
-    waited = time.monotonic() - started
-    assert (message.id, message.delivery) == (entry_id, 2)
-    assert waited > 0.5  # not before idle_timeout (0.6 s); next() bounds the rest
 
 
 async def test_the_claim_lock_of_a_killed_claimer_expires(
@@ -172,113 +133,6 @@ async def test_a_busy_worker_leaves_orphans_to_idle_workers(
     got = [await idle.next() for _ in orphans]
     assert sorted(m.id for m in got) == sorted(orphans)
     await message.ack()
-
-
-async def test_an_entry_delivered_too_often_becomes_a_dead_letter(
-    make_stream: Any, listen: Listen, raw: Stream
-) -> None:
-    broker = await make_stream(max_deliveries=2)
-    await send(broker, "poison")
-    await raw.read("w1")
-    await asyncio.sleep(0.02)
-    await raw.claim("w2", min_idle_ms=10, lock_ms=1)  # delivery 2, then w2 dies too
-    listener = listen(await make_stream(max_deliveries=2))
-    assert await listener.gets_nothing_for(1.5)
-    assert await broker.count_dead() == 1
-    (dead,) = await broker.list_dead()
-    assert (dead.deliveries, dead.reason) == (3, "delivered 2 times without an ack")
-    assert broker.formatter.loads(dead.payload).args == ["poison"]
-    assert await raw.client.xlen(raw.k.stream) == 0
-    assert await broker.requeue_dead() == 1
-    message = await listener.next()
-    assert (listener.value(message), message.delivery) == ("poison", 1)
-    await message.ack()
-    assert await broker.count_dead() == 0
-
-
-async def test_dead_letters_can_be_requeued_by_id_and_purged(
-    make_stream: Any, listen: Listen, raw: Stream
-) -> None:
-    broker = await make_stream()
-    for value in range(3):
-        await send(broker, value)
-    for entry_id in await raw.read("w1"):
-        await raw.bury(entry_id, 1, "by hand", f"payload of {entry_id}")
-    dead = await broker.list_dead(limit=2, offset=1)
-    assert [d.reason for d in dead] == ["by hand", "by hand"]
-    assert await broker.requeue_dead([dead[0].id]) == 1
-    assert await broker.purge_dead() == 2
-    assert await broker.count_dead() == 0
-    assert await raw.client.xlen(raw.k.stream) == 1
-
-
-async def test_a_received_message_is_decoded_once_with_the_users_formatter(
-    make_stream: Any, listen: Listen
-) -> None:
-    broker = as_worker(await make_stream())
-    counting = CountingFormatter(broker.formatter)
-    broker.with_formatter(counting)
-    await send(broker, "once")
-    listener = listen(broker)
-    message = await listener.next()
-    assert listener.value(message) == "once"  # loaded as taskiq does
-    assert counting.decoded == 1
-
-
-async def test_an_undecodable_payload_is_buried_and_the_worker_goes_on(
-    make_stream: Any, listen: Listen
-) -> None:
-    broker = as_worker(await make_stream())
-    await broker.kick(
-        BrokerMessage(
-            task_id="bad", task_name="echo", message=b"\xff not json", labels={}
-        )
-    )
-    await send(broker, "good")
-    listener = listen(broker)
-    assert listener.value(await listener.next()) == "good"
-    (dead,) = await broker.list_dead()
-    assert dead.reason.startswith("undecodable payload")
-    assert dead.payload == b"\xff not json"
-
-
-async def test_a_living_worker_keeps_its_long_task(
-    make_stream: Any, listen: Listen
-) -> None:
-    holder = listen(await make_stream())
-    await send(await make_stream(), "long")
-    message = await holder.next()
-    other = listen(await make_stream())
-    assert await other.gets_nothing_for(2.0)  # more than three idle timeouts
-    await message.ack()
-
-
-async def test_a_delayed_message_joins_the_stream_when_due(
-    make_stream: Any, listen: Listen
-) -> None:
-    broker = await make_stream()
-    listener = listen(broker)
-    sent = time.monotonic()
-    await send(broker, "later", delay=0.8)
-    await send(broker, "now")
-    assert listener.value(await listener.next()) == "now"
-    assert listener.value(await listener.next(timeout=3)) == "later"
-    assert 0.75 < time.monotonic() - sent < 0.8 + 0.1 + 0.4
-
-
-async def test_closing_the_listener_hands_back_unstarted_entries_at_once(
-    make_stream: Any, listen: Listen, raw: Stream
-) -> None:
-    broker = await make_stream(xread_count=5, idle_timeout=60_000)
-    for value in range(5):
-        await send(broker, value)
-    first = listen(broker)
-    await first.next()
-    await first.close()  # four were read but never handed to taskiq
-    other = listen(await make_stream(idle_timeout=60_000))
-    got = [await other.next(timeout=2) for _ in range(4)]
-    assert sorted(other.value(m) for m in got) == [1, 2, 3, 4]
-    assert {m.delivery for m in got} == {1}
 
 
 async def test_a_lost_group_is_created_again(
@@ -405,30 +259,7 @@ def test_bad_options_are_refused_naming_the_parameter(
     topology: LocalTopology, options: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(ValueError, match=message):
-        build_stream(topology, **options)
-
-
-async def test_a_listener_rides_out_a_redis_restart(
-    tmp_path: Path, unique: str
-) -> None:
-    server = local_redis.start_server(tmp_path)
-    url = f"redis://127.0.0.1:{server.port}"
-    broker = RedisStreamBroker(url, queue_name=unique, xread_block=500, **FAST)
-    await broker.startup()
-    listener = Listener(broker)
-    try:
-        assert await listener.gets_nothing_for(0.3)
-        server.kill()
-        assert await listener.gets_nothing_for(1.0)  # no crash while Redis is away
-        server = local_redis.start_server(tmp_path, port=server.port)
-        sender = RedisStreamBroker(url, queue_name=unique)
-        await send(sender, "after the restart")
-        await sender.shutdown()
-        assert listener.value(await listener.next(timeout=10)) == "after the restart"
-    finally:
-        await listener.close()
-        await broker.shutdown()
-        server.stop()
+        STREAM.build(topology, **options)
 
 
 async def test_entries_trimmed_while_pending_are_recorded_as_dead_letters(
