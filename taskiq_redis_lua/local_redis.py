@@ -23,7 +23,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
@@ -173,6 +173,8 @@ class RedisProcess:
     password: str | None = None
     #: Where this process's lines begin in its log (a log is reused by restarts).
     log_start: int = 0
+    #: The command-line arguments it was started with.
+    args: list[str] = field(default_factory=list)
 
     @property
     def pid(self) -> int:
@@ -190,6 +192,15 @@ class RedisProcess:
         if self.popen.poll() is None:
             self.popen.kill()
             self.popen.wait(timeout=10)
+
+    def restart(self) -> RedisProcess:
+        """Start the server again on the same port, directory and arguments.
+
+        What it finds there (an append-only file, a cluster's ``nodes.conf``) it
+        loads, as after a crash; call ``kill`` or ``stop`` first.
+        """
+        self.log.close()
+        return _start_on(self.directory, self.args, self.port, self.password)
 
     def stop(self) -> None:
         """Stop the process with SIGTERM (SIGKILL after 10 s) and reap it."""
@@ -276,6 +287,7 @@ def _start_on(
         log=log,
         password=password,
         log_start=log.tell(),
+        args=args,
     )
     _started.append(process)
     try:
@@ -370,17 +382,21 @@ def start_cluster(
     primaries: int = 3,
     replicas: int = 0,
     password: str | None = None,
+    extra: Sequence[str] = (),
 ) -> LocalTopology:
     """Start a cluster of ``primaries`` primaries with ``replicas`` replicas each.
 
     Creates the cluster and waits until every node says it is ok (and every replica
-    has its primary's data).
+    has its primary's data). ``extra`` arguments go to every node (persistence, say).
     """
     topology = LocalTopology(kind="cluster", password=password)
     try:
         for index in range(primaries * (1 + replicas)):
             node = start_server(
-                directory / f"cluster-{index}", *_CLUSTER_NODE, password=password
+                directory / f"cluster-{index}",
+                *_CLUSTER_NODE,
+                *extra,
+                password=password,
             )
             topology.processes.append(node)
         addresses = [f"{LOOPBACK}:{p.port}" for p in topology.processes]

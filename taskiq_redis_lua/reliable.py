@@ -223,6 +223,7 @@ class ReliableBroker(DeadLetterAPI, DecodesOnce):
             self._ack_batch, CHUNK, linger=ACK_LINGER
         )
         self._fetcher: Fetcher | None = None
+        self._listened = False  # whether Redis may know this worker (a consumer)
 
     # -- hooks of a family ----------------------------------------------------------
 
@@ -231,6 +232,9 @@ class ReliableBroker(DeadLetterAPI, DecodesOnce):
 
     async def _prepare(self) -> None:
         """Make what the queue needs in Redis (the stream's consumer groups)."""
+
+    async def _leave(self) -> None:
+        """Remove what this worker alone needed in Redis (the stream's consumer)."""
 
     def _ack_call(self, queue: str, held: list[tuple[str, int]]) -> Call:
         raise NotImplementedError
@@ -275,6 +279,8 @@ class ReliableBroker(DeadLetterAPI, DecodesOnce):
                 "Returning %d unfinished message(s) of %s", len(held), self.queue_name
             )
             await self._release(held, counted=True)
+        if self._listened:
+            await self._leave()
         await super().shutdown()
         await self.endpoint.close()
 
@@ -283,6 +289,7 @@ class ReliableBroker(DeadLetterAPI, DecodesOnce):
     async def listen(self) -> AsyncGenerator[ReliableMessage, None]:
         """Yield messages as they are handed to this worker; each must be acked."""
         self._holdings.start()
+        self._listened = True
         fetcher = self._fetcher = self._start_fetching()
         pending: deque[Delivery] = deque()
         try:

@@ -57,6 +57,7 @@ _PURGE = scripts.script("stream/purge")
 _DEAD = scripts.script("stream/dead")
 _BURY = scripts.script("stream/bury")
 _STATS = scripts.script("stream/stats")
+_LEAVE = scripts.script("stream/leave")
 
 #: Delayed messages moved into the stream by one claim.
 _PROMOTE_LIMIT = 1000
@@ -66,6 +67,8 @@ _RELEASED_IDLE_MS = 2**40
 _DEAD_PAGE_LIMIT = 10_000
 #: Most messages one kick pipeline sends (concurrent kicks share a round trip).
 _KICK_BATCH = 100
+#: Consumers (gone workers) one claim deletes at most.
+_CONSUMERS_DELETED_PER_CLAIM = 10
 #: Errors that leave a group's creation for a later attempt.
 _GROUP_ERRORS = SETTLING_ERRORS
 
@@ -240,6 +243,8 @@ class _Fetcher:
                 broker.maxlen or 0,
                 "1" if broker.approximate else "0",
                 broker.max_dead_letters,
+                broker.consumer_idle_timeout or 0,
+                _CONSUMERS_DELETED_PER_CLAIM,
             ],
             client_retry=False,
         )
@@ -284,6 +289,7 @@ class _StreamBroker(ReliableBroker):
 
     _family_scripts: ClassVar[Sequence[scripts.Script]] = (
         _DELAY, _CLAIM, _ACK, _EXTEND, _RELEASE, _REQUEUE, _PURGE, _DEAD, _BURY, _STATS,
+        _LEAVE,
     )  # fmt: skip
     _message_type = StreamMessage
     _log = logger
@@ -311,6 +317,7 @@ class _StreamBroker(ReliableBroker):
         delete_on_ack: bool,
         claim_interval: float,
         max_dead_letters: int,
+        consumer_idle_timeout: int | None,
     ) -> None:
         self.consumer_group_name = options.queue_name(
             "consumer_group_name", consumer_group_name
@@ -341,6 +348,9 @@ class _StreamBroker(ReliableBroker):
         #: (taskiq-redis's ">" means: the same as consumer_id).
         self.additional_streams = options.additional_streams(additional_streams)
         self.delete_on_ack = options.flag("delete_on_ack", delete_on_ack)
+        self.consumer_idle_timeout = options.optional(
+            options.positive_int, "consumer_idle_timeout", consumer_idle_timeout
+        )
         endpoint = connect()
         super().__init__(
             endpoint,
@@ -381,6 +391,30 @@ class _StreamBroker(ReliableBroker):
     async def _prepare(self) -> None:
         for stream in self.streams:
             await self._create_group(stream)
+
+    async def _leave(self) -> None:
+        """Delete this worker's consumer from each group, if it holds nothing.
+
+        What it still holds (its giving back failed) stays, for a claim to take over;
+        then a claim deletes the consumer (``consumer_idle_timeout``).
+        """
+        for stream in self.streams:
+            try:
+                await scripts.run(
+                    self.endpoint.client,
+                    _LEAVE,
+                    self._keys_of(stream),
+                    [self.consumer_group_name, self.consumer_name],
+                )
+            except SETTLING_ERRORS as error:
+                logger.info(
+                    "Consumer %s stays in group %s of %s (%s); a claim deletes it"
+                    " later",
+                    self.consumer_name,
+                    self.consumer_group_name,
+                    stream,
+                    error,
+                )
 
     async def _create_group(self, stream: str) -> None:
         """Create the group from where it starts (``consumer_id`` by default)."""
@@ -557,6 +591,7 @@ class RedisStreamBroker(SingleNodeAttributes, _StreamBroker):
         delete_on_ack: bool = True,
         claim_interval: float = 2.0,
         max_dead_letters: int = 10_000,
+        consumer_idle_timeout: int | None = 3_600_000,
         **connection_kwargs: Any,
     ) -> None:
         """Connect to ``url``; parameters as in taskiq-redis, then new ones.
@@ -588,6 +623,9 @@ class RedisStreamBroker(SingleNodeAttributes, _StreamBroker):
             delays are honoured to about this; an idle worker makes one claim call
             per interval.
         :param max_dead_letters: dead letters kept per group, approximately.
+        :param consumer_idle_timeout: ms after which a consumer that holds no
+            entries is deleted from the group by a claim (a worker that is gone;
+            one that stops cleanly deletes its own). None: never.
         :param connection_kwargs: passed to redis-py's ``BlockingConnectionPool``.
         """
         super().__init__(
@@ -625,6 +663,7 @@ class RedisStreamClusterBroker(ClusterAttributes, _StreamBroker):
         delete_on_ack: bool = True,
         claim_interval: float = 2.0,
         max_dead_letters: int = 10_000,
+        consumer_idle_timeout: int | None = 3_600_000,
         **connection_kwargs: Any,
     ) -> None:
         """Connect to the cluster ``url`` belongs to; see :class:`RedisStreamBroker`.
@@ -670,6 +709,7 @@ class RedisStreamSentinelBroker(SentinelAttributes, _StreamBroker):
         delete_on_ack: bool = True,
         claim_interval: float = 2.0,
         max_dead_letters: int = 10_000,
+        consumer_idle_timeout: int | None = 3_600_000,
         **connection_kwargs: Any,
     ) -> None:
         """Connect through ``sentinels`` to ``master_name``.
@@ -694,7 +734,7 @@ _STREAM_OPTIONS = (
     "xread_block", "maxlen", "approximate", "idle_timeout",
     "unacknowledged_batch_size", "unacknowledged_lock_timeout", "xread_count",
     "additional_streams", "result_backend", "task_id_generator", "max_deliveries",
-    "delete_on_ack", "claim_interval", "max_dead_letters",
+    "delete_on_ack", "claim_interval", "max_dead_letters", "consumer_idle_timeout",
 )  # fmt: skip
 
 

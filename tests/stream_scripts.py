@@ -9,7 +9,9 @@ from taskiq_redis_lua import topology as topo
 from taskiq_redis_lua.keys import StreamKeys, stream_keys
 from taskiq_redis_lua.scripts import Arg
 
-NAMES = ("delay", "claim", "ack", "extend", "release", "bury", "requeue", "purge")
+NAMES = (
+    "delay", "claim", "ack", "extend", "release", "bury", "requeue", "purge", "leave",
+)  # fmt: skip
 S = {name: scripts.script(f"stream/{name}") for name in (*NAMES, "dead")}
 
 
@@ -53,10 +55,12 @@ class Stream:
         maxlen: int = 0,
         token: str | None = None,
         count: int = 100,
+        consumer_idle_ms: int = 0,
+        max_deleted: int = 10,
     ) -> tuple[int, list[tuple[str, int, bytes]], list[tuple[str, str]]]:
         args: list[Arg] = [
             self.group, consumer, token or consumer, lock_ms, min_idle_ms, count,
-            max_deliveries, 1000, maxlen, "0", 100,
+            max_deliveries, 1000, maxlen, "0", 100, consumer_idle_ms, max_deleted,
         ]  # fmt: skip
         _, next_due, handed, buried = await scripts.run(
             self.client, S["claim"], self.k, args
@@ -101,6 +105,15 @@ class Stream:
     async def dead(self, offset: int = 0, n: int = 10) -> tuple[int, list[Any]]:
         total, entries = await scripts.run(self.client, S["dead"], self.k, [offset, n])
         return int(total), entries
+
+    async def leave(self, consumer: str) -> int:
+        args: list[Arg] = [self.group, consumer]
+        return int(await scripts.run(self.client, S["leave"], self.k, args))
+
+    async def consumers(self) -> dict[str, int]:
+        """The group's consumers and how many entries each holds."""
+        found: Any = await self.client.xinfo_consumers(self.k.stream, self.group)
+        return {text(item["name"]): int(item["pending"]) for item in found}
 
     async def deliveries(self, entry_id: str) -> tuple[str, int] | None:
         """The consumer holding ``entry_id`` and its delivery count, if pending."""

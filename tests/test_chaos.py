@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -56,18 +57,17 @@ class DurableRedis:
 
     async def crash_and_restart(self, down: float) -> None:
         """SIGKILL the server, stay down ``down`` seconds, start it on its data."""
-        self.process.kill()
-        self.process.log.close()
-        await asyncio.sleep(down)
-        self.process = await asyncio.to_thread(
-            local_redis.start_server,
-            self.directory,
-            *DURABLE,
-            port=self.process.port,
-        )
+        self.process = await crash_and_restart(self.process, down)
 
     def stop(self) -> None:
         self.process.stop()
+
+
+async def crash_and_restart(process: RedisProcess, down: float) -> RedisProcess:
+    """SIGKILL ``process``, stay down ``down`` seconds, start it again on its data."""
+    process.kill()
+    await asyncio.sleep(down)
+    return await asyncio.to_thread(process.restart)
 
 
 @pytest.fixture(params=["list", "stream"])
@@ -132,17 +132,49 @@ async def break_mid_run(
     return worker
 
 
-async def test_a_redis_crash_and_restart_mid_run_loses_no_task(
-    app: ModuleType,
-    durable: DurableRedis,
+@pytest.fixture(params=["single", "cluster"])
+def durable_topology(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[LocalTopology]:
+    """A durable single node, or a durable cluster of three primaries."""
+    if request.param == "single":
+        target = DurableRedis(tmp_path / "redis").topology
+    else:
+        target = local_redis.start_cluster(tmp_path / "cluster", extra=DURABLE)
+    yield target
+    target.stop()
+
+
+async def test_a_short_restart_loses_no_task_and_reruns_none(
+    durable_topology: LocalTopology,
+    family: str,
+    unique: str,
+    monkeypatch: pytest.MonkeyPatch,
     workers: list[Worker],
     tmp_path: Path,
 ) -> None:
-    async def crash() -> None:
-        await durable.crash_and_restart(down=1.0)
+    monkeypatch.setenv("TRL_LEASE", "30")  # far longer than the outage
+    app = import_app(durable_topology, unique, family, monkeypatch)
+    await app.broker.startup()
+    # The server of the queue (on a cluster: its primary) crashes and comes back.
+    index = 0
+    if durable_topology.kind == "cluster":
+        port = serving_port(durable_topology, "{" + unique + "}")
+        assert port is not None
+        index = [node.port for node in durable_topology.processes].index(port)
 
-    worker = await break_mid_run(app, durable.topology, crash, workers, tmp_path)
-    assert sorted(set(await executions(app))) == list(range(TASKS))
+    async def crash() -> None:
+        victim = durable_topology.processes[index]
+        durable_topology.processes[index] = await crash_and_restart(victim, 2.0)
+
+    try:
+        worker = await break_mid_run(app, durable_topology, crash, workers, tmp_path)
+    finally:
+        await app.broker.shutdown()
+        forget_app()
+    ran = Counter(await executions(app))
+    assert sorted(ran) == list(range(TASKS))
+    assert [n for n, times in ran.items() if times > 1] == [], worker.output()
     assert worker.process.poll() is None, worker.output()  # reconnected by itself
 
 

@@ -14,7 +14,7 @@ import pytest
 from taskiq_redis_lua import ScriptReplyError, scripts
 from taskiq_redis_lua import topology as topo
 
-_RULES = re.compile(r"for _, rule in ipairs\(\{(.*)\}\) do")
+_RULES = re.compile(r"for _, rule in ipairs\(\{(.*?)\}\) do", re.DOTALL)
 _RULE = re.compile(r"\{(\d+), (-?\d+)(?:, (-?\d+))?\}")
 _PAIRS = re.compile(r"if \(#ARGV - (\d+)\) % 2 ~= 0 then")
 

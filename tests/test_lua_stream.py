@@ -256,3 +256,81 @@ async def test_claim_asks_for_the_groups_once_however_many_it_buries(
     _, _, buried = await stream.claim("w2", min_idle_ms=10, max_deliveries=1)
     assert len(buried) == 20
     assert await groups_asked() - before == 1
+
+
+async def test_leave_deletes_a_consumer_that_holds_nothing(stream: Stream) -> None:
+    await stream.add("work")
+    (entry_id,) = await stream.read("w1")
+    await stream.ack(entry_id)
+    assert await stream.consumers() == {"w1": 0}
+    assert await stream.leave("w1") == 1
+    assert await stream.consumers() == {}
+
+
+async def test_leave_keeps_a_consumer_that_still_holds_entries(stream: Stream) -> None:
+    await stream.add("work")
+    await stream.read("w1")
+    assert await stream.leave("w1") == 0
+    assert await stream.consumers() == {"w1": 1}
+
+
+async def test_leave_without_a_stream_or_group_has_nothing_to_do(
+    endpoint: topo.Endpoint, unique: str
+) -> None:
+    assert await Stream(endpoint, f"{unique}-never").leave("w1") == 1
+    other = Stream(endpoint, unique, group="other")
+    await Stream(endpoint, unique).create_group()
+    assert await other.leave("w1") == 1
+
+
+async def test_claim_deletes_long_idle_consumers_that_hold_nothing(
+    stream: Stream,
+) -> None:
+    await stream.add("taken over")
+    await stream.read("dead-worker")
+    await stream.read("idle-worker")  # reads nothing, holds nothing
+    await asyncio.sleep(0.05)
+    _, handed, _ = await stream.claim("claimer", min_idle_ms=20, consumer_idle_ms=30)
+    assert len(handed) == 1
+    assert await stream.consumers() == {"claimer": 1}
+
+
+async def test_claim_keeps_a_consumer_that_holds_entries_however_idle(
+    stream: Stream,
+) -> None:
+    await stream.add("still held")
+    await stream.read("slow-worker")
+    await asyncio.sleep(0.05)
+    await stream.claim("claimer", min_idle_ms=60_000, lock_ms=1, consumer_idle_ms=30)
+    assert (await stream.consumers())["slow-worker"] == 1
+
+
+async def test_claim_deletes_a_consumer_that_holds_nothing_only_once_idle_enough(
+    stream: Stream,
+) -> None:
+    await stream.add("done")
+    (entry_id,) = await stream.read("worker")
+    await stream.ack(entry_id)
+    await stream.claim("claimer", lock_ms=1, consumer_idle_ms=5_000)
+    assert "worker" in await stream.consumers()
+    await asyncio.sleep(0.05)
+    await stream.claim("claimer", lock_ms=1, consumer_idle_ms=30)
+    assert "worker" not in await stream.consumers()
+
+
+async def test_claim_deletes_at_most_the_consumers_it_is_allowed_to(
+    stream: Stream,
+) -> None:
+    for n in range(5):  # each read one entry and acked it: they hold nothing
+        await stream.add(f"entry {n}")
+        await stream.ack(*await stream.read(f"gone-{n}"))
+    await asyncio.sleep(0.05)
+
+    async def gone() -> int:
+        return len([name for name in await stream.consumers() if "gone" in name])
+
+    await stream.claim("claimer", lock_ms=1, consumer_idle_ms=10, max_deleted=2)
+    assert await gone() == 3
+    await asyncio.sleep(0.01)
+    await stream.claim("claimer", lock_ms=1, consumer_idle_ms=10, max_deleted=0)
+    assert await gone() == 3

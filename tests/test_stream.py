@@ -253,6 +253,8 @@ async def test_additional_streams_in_other_slots_are_read_too(
         ({"mkstream": "no"}, "mkstream must be True or False"),
         ({"approximate": None}, "approximate"),
         ({"delete_on_ack": "false"}, "delete_on_ack"),
+        ({"consumer_idle_timeout": 0}, "consumer_idle_timeout"),
+        ({"consumer_idle_timeout": "1h"}, "consumer_idle_timeout"),
     ],
 )
 def test_bad_options_are_refused_naming_the_parameter(
@@ -298,3 +300,45 @@ def test_consumer_name_takes_what_taskiq_redis_took(
         assert len(broker.consumer_name) == 36  # a fresh uuid
     else:
         assert broker.consumer_name == named
+
+
+async def test_workers_that_stop_cleanly_leave_no_consumers_behind(
+    topology: LocalTopology, make_stream: Any, raw: Stream, unique: str
+) -> None:
+    sender = await make_stream()
+    for cycle in range(30):
+        worker = STREAM.build(topology, queue_name=unique, **FAST)
+        await worker.startup()
+        listener = Listener(worker)
+        await send(sender, cycle)
+        await (await listener.next()).ack()
+        await listener.close()
+        await worker.shutdown()
+    assert len(await raw.consumers()) <= 2
+
+
+async def test_a_killed_workers_consumer_goes_once_its_entries_are_taken_over(
+    make_stream: Any, listen: Listen, raw: Stream
+) -> None:
+    await send(await make_stream(), "orphan")
+    await raw.read("killed-worker")
+    broker = await make_stream(consumer_idle_timeout=1000)
+    listener = listen(broker)
+    message = await listener.next(timeout=5)
+    assert message.delivery == 2
+    await message.ack()
+    deadline = time.monotonic() + 5
+    while "killed-worker" in await raw.consumers():
+        assert time.monotonic() < deadline, await raw.consumers()
+        assert await listener.gets_nothing_for(0.1)  # waiting for work, it claims
+    assert broker.consumer_name in await raw.consumers()
+
+
+async def test_a_consumer_that_holds_entries_is_kept_however_long_idle(
+    make_stream: Any, listen: Listen, raw: Stream
+) -> None:
+    await send(await make_stream(), "held")
+    await raw.read("slow-worker")
+    listener = listen(await make_stream(idle_timeout=60_000, consumer_idle_timeout=1))
+    assert await listener.gets_nothing_for(1.0)  # several claims with a sweep each
+    assert (await raw.consumers())["slow-worker"] == 1

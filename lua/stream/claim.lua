@@ -1,6 +1,7 @@
 #!lua flags=allow-oom
 --[[ claim: move due delayed messages into the stream; then, under an expiring lock,
-  take over entries that other consumers left idle, burying those delivered too often.
+  take over entries that other consumers left idle, burying those delivered too often,
+  and delete consumers that hold nothing and have long been idle.
   KEYS[1] stream      STREAM  the queue; field "data" holds the payload
   KEYS[2] lock        STRING  the group's claim lock; expires by itself
   KEYS[3] cursor      STRING  where the group's next XAUTOCLAIM starts
@@ -18,19 +19,24 @@
   ARGV[9] maxlen of the stream for moved messages ("0": no trimming)
   ARGV[10] "1" to trim approximately (~), "0" exactly
   ARGV[11] max dead letters kept (approximately); the oldest are dropped beyond it
+  ARGV[12] consumer idle time (ms) after which a consumer holding no entries is
+    deleted ("0": never)
+  ARGV[13] D, the most consumers deleted by one call
   Returns: {now, next due, {id, delivery, payload, ...}, {dead id, reason, ...}}
     now: the server clock (ms); next due: when the next delayed message is due
     (ms, server clock; -1: none). Entries deleted from the stream while pending
     (trimmed by MAXLEN) are recorded as dead letters without a payload.
   Errors: TRL_BADARG when an ARGV is not as described; then nothing is written
-  Work: O((P + N) log M + N G), P <= ARGV[8], N <= ARGV[6], G the number of groups
-    (XINFO GROUPS runs at most once per call)
+  Work: O((P + N) log M + N G + C), P <= ARGV[8], N <= ARGV[6], G the number of
+    groups (XINFO GROUPS runs at most once per call), C the consumers of the group
+    (XINFO CONSUMERS, under the lock only; D of them deleted at most)
 ]]
 local rcall = redis.call
 local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
 
 -- Whole-number ARGV {index, least[, most]}: checked before anything is written.
-for _, rule in ipairs({{4, 1}, {5, 0}, {6, 0}, {7, 1}, {8, 0}, {9, 0}, {10, 0, 1}, {11, 0}}) do
+for _, rule in ipairs({{4, 1}, {5, 0}, {6, 0}, {7, 1}, {8, 0}, {9, 0}, {10, 0, 1}, {11, 0},
+    {12, 0}, {13, 0}}) do
   local text = ARGV[rule[1]]
   local value = text and string.match(text, "^%-?%d+$") and tonumber(text)
   if not value or value < rule[2] or (rule[3] and value > rule[3]) then
@@ -119,6 +125,27 @@ if claimed[1] == "0-0" then
   rcall("DEL", KEYS[3])
 else
   rcall("SET", KEYS[3], claimed[1])
+end
+
+-- Consumers that hold nothing and have long been idle: workers that are gone
+-- (their entries were just taken over, or they had none). A living worker that is
+-- deleted is created again by its next read.
+local max_idle, left = tonumber(ARGV[12]), tonumber(ARGV[13])
+if max_idle > 0 and left > 0 then
+  for _, info in ipairs(rcall("XINFO", "CONSUMERS", stream, group)) do
+    local fields = {}
+    for i = 1, #info, 2 do
+      fields[info[i]] = info[i + 1]
+    end
+    if fields["pending"] == 0 and fields["idle"] > max_idle and fields["name"] ~= consumer
+    then
+      rcall("XGROUP", "DELCONSUMER", stream, group, fields["name"])
+      left = left - 1
+      if left == 0 then
+        break
+      end
+    end
+  end
 end
 
 local handed = {}

@@ -2,7 +2,8 @@
 
 The environment picks the broker family (TRL_FAMILY: list or stream), the
 topology (TRL_KIND: single, cluster, sentinel; TRL_URL, TRL_SENTINELS as
-host:port,..., TRL_MASTER), the queue (TRL_QUEUE) and, with TRL_FORMATTER=zlib, a
+host:port,..., TRL_MASTER), the queue (TRL_QUEUE), the lease (TRL_LEASE, seconds)
+and, with TRL_FORMATTER=zlib, a
 formatter of the user's own whose bytes are not JSON.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 import zlib
 from typing import Any
 
@@ -51,9 +53,12 @@ BROKERS: dict[str, tuple[Any, Any, Any]] = {
     "list": (ListQueueBroker, ListQueueClusterBroker, ListQueueSentinelBroker),
     "stream": (RedisStreamBroker, RedisStreamClusterBroker, RedisStreamSentinelBroker),
 }
+#: Seconds a message stays leased to a worker (TRL_LEASE; short, so tests of dead
+#: workers run fast).
+LEASE = float(os.environ.get("TRL_LEASE", "2"))
 OPTIONS: dict[str, dict[str, Any]] = {
-    "list": {"visibility_timeout": 2.0},
-    "stream": {"idle_timeout": 2000, "claim_interval": 0.5},
+    "list": {"visibility_timeout": LEASE},
+    "stream": {"idle_timeout": round(LEASE * 1000), "claim_interval": 0.5},
 }
 single, cluster, sentinel = BROKERS[FAMILY]
 options = {"queue_name": QUEUE, **OPTIONS[FAMILY]}
@@ -98,11 +103,16 @@ NOTE_ERRORS: tuple[type[Exception], ...] = (*RETRYABLE, AttributeError)
 
 @broker.task(task_name="record")
 async def record(number: int, pause: float = 0.0) -> int:
-    """Sleep, note that this execution happened, return twice the number."""
+    """Sleep, note that this execution happened, return twice the number.
+
+    Each execution notes a field of its own in a hash, so that a note sent again
+    after a lost reply is not counted as a second execution.
+    """
     await asyncio.sleep(pause)
+    execution = f"{number}:{uuid.uuid4().hex}"
     for _ in range(300):  # the note must survive the outages that tests cause
         try:
-            await results.endpoint.client.rpush(EXECUTIONS, number)
+            await results.endpoint.client.hset(EXECUTIONS, execution, 1)
             break
         except NOTE_ERRORS:
             await asyncio.sleep(0.1)
