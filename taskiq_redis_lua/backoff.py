@@ -23,6 +23,7 @@ from redis.exceptions import (
     AuthorizationError,
     BusyLoadingError,
     ClusterDownError,
+    ClusterError,
     ConnectionError,  # noqa: A004 - redis-py's, not the builtin
     ReadOnlyError,
     TimeoutError,  # noqa: A004
@@ -36,12 +37,15 @@ T = TypeVar("T")
 ATTEMPTS = 12
 
 #: Errors that a later attempt may not meet: the server is away, loading, failing
-#: over, or the cluster is healing.
+#: over, or the cluster is healing or moving slots (``TRYAGAIN``, and redis-py's
+#: ``ClusterError`` when a call ran out of redirections).
 RETRYABLE: tuple[type[Exception], ...] = (
     ConnectionError,
     TimeoutError,
     BusyLoadingError,
     ClusterDownError,
+    ClusterError,
+    ClusterError,
     TryAgainError,
     ReadOnlyError,
     OSError,
@@ -79,6 +83,39 @@ def raise_if_cancelled() -> None:
         raise asyncio.CancelledError
 
 
+class OutageLog:
+    """One log line when an outage of ``what`` starts and one when it ends."""
+
+    def __init__(self, what: str, logger: logging.Logger) -> None:
+        """Log for ``what`` (named in each line) on ``logger``."""
+        self.what = what
+        self.logger = logger
+        self.failures = 0
+
+    def failed(self, error: BaseException) -> None:
+        """Count a failed attempt; log it if it starts an outage."""
+        raise_if_cancelled()
+        if self.failures == 0:
+            self.logger.warning(
+                "%s: Redis is unreachable (%s: %s); retrying with back-off",
+                self.what,
+                type(error).__name__,
+                error,
+            )
+        self.failures += 1
+
+    def succeeded(self) -> None:
+        """Log the end of an outage, if there was one."""
+        raise_if_cancelled()
+        if self.failures:
+            self.logger.warning(
+                "%s: Redis is reachable again after %d failed attempt(s)",
+                self.what,
+                self.failures,
+            )
+            self.failures = 0
+
+
 class Backoff:
     """Capped exponential back-off with jitter, logging each outage once."""
 
@@ -91,34 +128,17 @@ class Backoff:
         cap: float = 5.0,
     ) -> None:
         """Back off ``what`` (named in logs) from ``first`` up to ``cap`` seconds."""
-        self.what = what
-        self.logger = logger
+        self.outage = OutageLog(what, logger)
         self.delays = EqualJitterBackoff(cap=cap, base=first)
-        self.failures = 0
 
     async def failed(self, error: BaseException) -> None:
         """Log the start of an outage once, then sleep before the next attempt."""
-        raise_if_cancelled()
-        if self.failures == 0:
-            self.logger.warning(
-                "%s: Redis is unreachable (%s: %s); retrying with back-off",
-                self.what,
-                type(error).__name__,
-                error,
-            )
-        self.failures += 1
-        await asyncio.sleep(self.delays.compute(min(self.failures, 30)))
+        self.outage.failed(error)
+        await asyncio.sleep(self.delays.compute(min(self.outage.failures, 30)))
 
     def succeeded(self) -> None:
         """Log the end of an outage, if there was one."""
-        raise_if_cancelled()
-        if self.failures:
-            self.logger.warning(
-                "%s: Redis is reachable again after %d failed attempt(s)",
-                self.what,
-                self.failures,
-            )
-            self.failures = 0
+        self.outage.succeeded()
 
 
 async def attempt(

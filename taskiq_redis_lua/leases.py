@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator
 from itertools import islice
 from typing import Generic, TypeVar
 
-from taskiq_redis_lua.backoff import raise_if_cancelled
+from taskiq_redis_lua.backoff import OutageLog, raise_if_cancelled
 
 Key = TypeVar("Key", bound=Hashable)
 T = TypeVar("T")
@@ -61,6 +61,7 @@ class Holdings(Generic[Key]):
         self.held: dict[Key, int] = {}
         self.fetched: set[Key] = set()
         self._task: asyncio.Task[None] | None = None
+        self.outage = OutageLog(f"renewing leases of {what}", logger)
 
     def add(self, key: Key, delivery: int) -> None:
         """Hold ``key``, just fetched with ``delivery``."""
@@ -105,9 +106,9 @@ class Holdings(Generic[Key]):
                 try:
                     lost = await asyncio.wait_for(self.renew(chunk), self.interval)
                 except Exception as error:  # noqa: BLE001 - the keeper must go on
-                    raise_if_cancelled()
-                    logger.warning("Could not renew leases on %s: %r", self.what, error)
+                    self.outage.failed(error)
                     continue
+                self.outage.succeeded()
                 raise_if_cancelled()
                 handed = dict(chunk)
                 for key in lost:

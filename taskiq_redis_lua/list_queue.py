@@ -116,7 +116,8 @@ class _Waiter:
         """Leave the due time this worker knew of on the marker for another one."""
         due_ms, self.due_ms = self.due_ms, None
         if due_ms is not None:  # a dead Redis must not hold up stopping
-            await bounded(self.client.zadd(self.marker, {"0": due_ms}, lt=True), logger)
+            leave = ("ZADD", self.marker, "LT", due_ms, "0")
+            await bounded(topology.pipeline(self.client, [leave]), logger)
 
     def _seconds_until(self, due_ms: int) -> float:
         return due_ms / 1000 - self.clock_offset - time.monotonic()

@@ -377,6 +377,13 @@ _CLUSTER_NODE = (
 )  # fmt: skip
 
 
+def start_cluster_node(
+    directory: Path, *extra: str, password: str | None = None
+) -> RedisProcess:
+    """Start one server in cluster mode, in no cluster yet (``CLUSTER MEET`` it)."""
+    return start_server(directory, *_CLUSTER_NODE, *extra, password=password)
+
+
 def start_cluster(
     directory: Path,
     primaries: int = 3,
@@ -392,11 +399,8 @@ def start_cluster(
     topology = LocalTopology(kind="cluster", password=password)
     try:
         for index in range(primaries * (1 + replicas)):
-            node = start_server(
-                directory / f"cluster-{index}",
-                *_CLUSTER_NODE,
-                *extra,
-                password=password,
+            node = start_cluster_node(
+                directory / f"cluster-{index}", *extra, password=password
             )
             topology.processes.append(node)
         addresses = [f"{LOOPBACK}:{p.port}" for p in topology.processes]

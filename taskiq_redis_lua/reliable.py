@@ -32,8 +32,8 @@ from taskiq import AckableMessage, AsyncResultBackend
 from taskiq_redis_lua import options, scripts, topology
 from taskiq_redis_lua.backoff import (
     RETRYABLE,
+    OutageLog,
     attempt,
-    raise_if_cancelled,
     raise_if_misconfigured,
 )
 from taskiq_redis_lua.batching import ACK_LINGER, Batcher
@@ -224,6 +224,7 @@ class ReliableBroker(DeadLetterAPI, DecodesOnce):
         )
         self._fetcher: Fetcher | None = None
         self._listened = False  # whether Redis may know this worker (a consumer)
+        self._renewal_outages: dict[str, OutageLog] = {}
 
     # -- hooks of a family ----------------------------------------------------------
 
@@ -438,8 +439,15 @@ class ReliableBroker(DeadLetterAPI, DecodesOnce):
                     self.endpoint.client, *self._renew_call(queue, messages)
                 )
             except SETTLING_ERRORS as error:  # the other queues still get renewed
-                raise_if_cancelled()
-                self._log.warning("Could not renew leases on %s: %r", queue, error)
+                self._renewals(queue).failed(error)
                 continue
+            self._renewals(queue).succeeded()
             lost.extend((queue, text(message_id)) for message_id in gone)
         return lost
+
+    def _renewals(self, queue: str) -> OutageLog:
+        """Return the outage log of lease renewals on ``queue`` (a line per outage)."""
+        if queue not in self._renewal_outages:
+            what = f"renewing leases on {queue}"
+            self._renewal_outages[queue] = OutageLog(what, self._log)
+        return self._renewal_outages[queue]

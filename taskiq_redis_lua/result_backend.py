@@ -237,7 +237,8 @@ class _ResultBackend(AsyncResultBackend[_ReturnType]):
         """
         keys = self._keys(task_id)
         if self.keep_results:
-            raw = await self.endpoint.client.get(keys.result)
+            with topology.slot_moves_as_try_again():
+                raw = await self.endpoint.client.get(keys.result)
         else:
             raw = await scripts.run(self.endpoint.client, _TAKE, keys)
         if raw is None:
@@ -254,13 +255,15 @@ class _ResultBackend(AsyncResultBackend[_ReturnType]):
     async def set_progress(self, task_id: str, progress: TaskProgress[Any]) -> None:
         """Store the task's progress with the results' time to live."""
         value = self._dump("progress", task_id, progress)
-        await self.endpoint.client.set(
-            self._keys(task_id).progress, value, px=self._ttl_ms or None
-        )
+        with topology.slot_moves_as_try_again():
+            await self.endpoint.client.set(
+                self._keys(task_id).progress, value, px=self._ttl_ms or None
+            )
 
     async def get_progress(self, task_id: str) -> TaskProgress[Any] | None:
         """Return the task's last progress, or None when there is none."""
-        raw = await self.endpoint.client.get(self._keys(task_id).progress)
+        with topology.slot_moves_as_try_again():
+            raw = await self.endpoint.client.get(self._keys(task_id).progress)
         if raw is None:
             return None
         data = self._load("progress", task_id, raw)

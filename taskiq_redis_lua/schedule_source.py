@@ -271,7 +271,11 @@ class _ScheduleSource(ScheduleSource):
             return
         fire_time, lifetime_ms = _fire_time(task, _now_ms())
         claim = companion_key(self.prefix, "claim", f"{task.schedule_id}@{fire_time}")
-        if not await self.endpoint.client.set(claim, b"1", nx=True, px=lifetime_ms):
+        with topology.slot_moves_as_try_again():
+            claimed = await self.endpoint.client.set(
+                claim, b"1", nx=True, px=lifetime_ms
+            )
+        if not claimed:
             raise ScheduledTaskCancelledError
 
     async def post_send(self, task: ScheduledTask) -> None:

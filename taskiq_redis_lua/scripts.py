@@ -250,7 +250,9 @@ def ordered_keys(item: Script, keys: KeySet) -> list[str]:
     return found  # type: ignore[return-value]
 
 
-def _evalsha(item: Script, keys: KeySet, args: Sequence[Arg]) -> wire.Command:
+def _evalsha(
+    item: Script, keys: KeySet, args: Sequence[Arg], *, by_body: bool = False
+) -> wire.Command:
     if len(args) < item.min_args or (
         item.max_args is not None and len(args) > item.max_args
     ):
@@ -260,6 +262,8 @@ def _evalsha(item: Script, keys: KeySet, args: Sequence[Arg]) -> wire.Command:
             detail=f"takes at least {item.min_args}{most} ARGV, the call passed"
             f" {len(args)}",
         )
+    if by_body:  # runs wherever the call lands, loaded or not
+        return ("EVAL", item.body, len(item.keys), *ordered_keys(item, keys), *args)
     return ("EVALSHA", item.sha, len(item.keys), *ordered_keys(item, keys), *args)
 
 
@@ -298,7 +302,9 @@ async def run_many(
 
     Returns one reply per call, in order; a call that failed has its exception in
     place of the reply (a declared error as :class:`ScriptReplyError`). Calls that
-    met ``NOSCRIPT`` are loaded and run again. Connection errors raise, also when
+    met ``NOSCRIPT`` are run again with ``EVAL`` (which also caches the script where
+    it runs: a node that only an ``ASK`` redirect reaches during a slot migration),
+    after the script is loaded for later calls. Connection errors raise, also when
     only some nodes of a cluster failed: the caller retries the whole batch.
     ``client_retry=False`` is for callers that wait out outages themselves (see
     ``backoff.py``): the client then tries each write once.
@@ -309,7 +315,9 @@ async def run_many(
     if again:
         await _load(client, item, [str(key) for i in again for key in commands[i][3:4]])
         retried = await topology.pipeline(
-            client, [commands[i] for i in again], client_retry=client_retry
+            client,
+            [_evalsha(item, *calls[i], by_body=True) for i in again],
+            client_retry=client_retry,
         )
         for index, reply in zip(again, retried, strict=True):
             replies[index] = reply
@@ -325,7 +333,7 @@ async def run(
     *,
     client_retry: bool = True,
 ) -> Any:
-    """Run ``item`` with ``EVALSHA``; load it and retry once on ``NOSCRIPT``.
+    """Run ``item`` with ``EVALSHA``; on ``NOSCRIPT`` load it and run it again.
 
     A reply that the header declares as an error (an ``TRL_...`` error reply or a
     negative code listed under ``Errors:``) raises :class:`ScriptReplyError`.

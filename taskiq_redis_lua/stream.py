@@ -81,6 +81,11 @@ def _is_nogroup(error: ResponseError) -> bool:
     return "NOGROUP" in str(error)
 
 
+def _is_unblocked(error: ResponseError) -> bool:
+    """Tell whether a blocked read ended as its stream left the node (resharding)."""
+    return str(error).startswith("UNBLOCKED")
+
+
 def _read_entries(reply: Any) -> list[Delivery]:
     """Turn an XREADGROUP reply (RESP2 list or RESP3 dict) into deliveries."""
     if not reply:
@@ -191,15 +196,22 @@ class _Fetcher:
         backoff = Backoff(f"reading {stream}", logger)
         while True:
             try:
-                reply = await broker.endpoint.client.xreadgroup(
-                    broker.consumer_group_name,
-                    broker.consumer_name,
-                    {stream: ">"},
-                    count=broker.count,
-                    block=broker.block,
-                )
+                with topology.slot_moves_as_try_again():
+                    reply = await broker.endpoint.client.xreadgroup(
+                        broker.consumer_group_name,
+                        broker.consumer_name,
+                        {stream: ">"},
+                        count=broker.count,
+                        block=broker.block,
+                    )
+            except RETRYABLE as error:  # before ResponseError: TRYAGAIN is one
+                await backoff.failed(error)
+                continue
             except ResponseError as error:
                 raise_if_cancelled()
+                if _is_unblocked(error):  # the stream moved to another node
+                    await backoff.failed(error)
+                    continue
                 if not _is_nogroup(error):
                     raise
                 logger.warning("Group %s of %s is gone; creating it again",
@@ -208,9 +220,6 @@ class _Fetcher:
                     await broker._create_group(stream)
                 except _GROUP_ERRORS as failure:
                     await backoff.failed(failure)
-                continue
-            except RETRYABLE as error:
-                await backoff.failed(error)
                 continue
             entries = broker._hold(_read_entries(reply))  # before anything interrupts
             backoff.succeeded()
@@ -420,12 +429,13 @@ class _StreamBroker(ReliableBroker):
         """Create the group from where it starts (``consumer_id`` by default)."""
         start = self.additional_streams.get(stream, self.consumer_id)
         try:
-            await self.endpoint.client.xgroup_create(
-                stream,
-                self.consumer_group_name,
-                id=self.consumer_id if start == ">" else start,
-                mkstream=self.mkstream,
-            )
+            with topology.slot_moves_as_try_again():
+                await self.endpoint.client.xgroup_create(
+                    stream,
+                    self.consumer_group_name,
+                    id=self.consumer_id if start == ">" else start,
+                    mkstream=self.mkstream,
+                )
         except ResponseError as error:
             if "BUSYGROUP" not in str(error):
                 raise
@@ -451,15 +461,13 @@ class _StreamBroker(ReliableBroker):
 
     async def _kick_batch(self, stream: str, payloads: list[bytes | str]) -> list[Any]:
         """XADD concurrent kicks to one stream in one round trip."""
-        pipe = self.endpoint.client.pipeline(transaction=False)
-        for payload in payloads:
-            pipe.xadd(
-                stream,
-                {b"data": payload},
-                maxlen=self.maxlen,
-                approximate=self.approximate,
-            )
-        return list(await pipe.execute(raise_on_error=False))
+        trim: tuple[Any, ...] = ()
+        if self.maxlen:
+            trim = ("MAXLEN", "~" if self.approximate else "=", self.maxlen)
+        return await topology.pipeline(
+            self.endpoint.client,
+            [("XADD", stream, *trim, "*", b"data", payload) for payload in payloads],
+        )
 
     # -- receiving ---------------------------------------------------------------
 

@@ -8,7 +8,14 @@ This is the only place that knows the topology. Every class gets an
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
@@ -27,7 +34,7 @@ from redis.asyncio.sentinel import (
     SentinelManagedSSLConnection,
 )
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import RedisClusterException, ResponseError
+from redis.exceptions import RedisClusterException, ResponseError, TryAgainError
 
 from taskiq_redis_lua import wire
 
@@ -132,15 +139,47 @@ async def pipeline(
     """
     if not isinstance(client, RedisCluster):
         return await wire.exchange(client, commands, client_retry=client_retry)
-    if len(commands) == 1:  # one command needs no pipeline's bookkeeping
-        try:
-            return [await client.execute_command(*commands[0])]
-        except ResponseError as error:
-            return [error]
-    pipe = client.pipeline(transaction=False)
-    for command in commands:
-        pipe.execute_command(*command)
-    return list(await pipe.execute(raise_on_error=False))
+    with slot_moves_as_try_again():
+        if len(commands) == 1:  # one command needs no pipeline's bookkeeping
+            try:
+                return [await client.execute_command(*commands[0])]
+            except ResponseError as error:
+                return [error]
+        pipe = client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        replies = await pipe.execute(raise_on_error=False)
+    # A pipeline sends a redirected command again on its own, and keeps what that
+    # raised in place of the reply.
+    return [_slot_move_error(reply) or reply for reply in replies]
+
+
+def _slot_move_error(error: object) -> TryAgainError | None:
+    """Return the TryAgainError that ``error`` stands for, if it is redis-py 4015."""
+    if isinstance(error, AttributeError) and "NoneType" in str(error):
+        return TryAgainError(
+            "a slot is moving to a node the cluster client does not know yet"
+        )
+    return None
+
+
+@contextlib.contextmanager
+def slot_moves_as_try_again() -> Iterator[None]:
+    """Raise ``TryAgainError`` where redis-py fails on an ``ASK`` to a new node.
+
+    redis-py (7, and 8 up to 8.2) follows an ``ASK`` redirect only to a node it
+    already knows; a primary that has just joined and holds no slot yet is not among
+    them, so while a slot moves to it the cluster client fails on None (redis-py
+    issue 4015). Once the slot has moved, ``MOVED`` teaches the client the node;
+    until then the callers' retries wait it out, as for a ``TRYAGAIN``.
+    """
+    try:
+        yield
+    except AttributeError as error:
+        moving = _slot_move_error(error)
+        if moving is None:
+            raise
+        raise moving from error
 
 
 async def load_script(client: Client, body: bytes, keys: Sequence[str] = ()) -> str:

@@ -31,6 +31,10 @@ GROUP_READ = [
     ["XADD", "NAME", "1-1", "data", "payload"],
     ["XREADGROUP", "GROUP", "g", "c1", "COUNT", "10", "STREAMS", "NAME", ">"],
 ]
+CLAIM_ARGS = [
+    "g", "c2", "token", "1000", "0", "10", "5", "100", "0", "0", "100",
+    "0", "10",  # consumers idle for ever stay
+]  # fmt: skip
 STREAM_KEYS = ["NAME", "Q:lock.g", "Q:cursor.g", "Q:dead.g", "Q:delayed", "Q:payloads"]
 CASES: dict[str, CliCase] = {
     "queue/stats": CliCase(
@@ -82,7 +86,7 @@ CASES: dict[str, CliCase] = {
     ),
     "stream/claim": CliCase(
         keys=STREAM_KEYS,
-        args=["g", "c2", "token", "1000", "0", "10", "5", "100", "0", "0", "100"],
+        args=CLAIM_ARGS,
         prints=r"\d+\n-1\n1-1\n2\npayload",
         before=GROUP_READ,
         after=[(["GET", "Q:lock.g"], "token")],
@@ -93,6 +97,16 @@ CASES: dict[str, CliCase] = {
         prints="1",
         before=GROUP_READ,
         after=[(["XLEN", "NAME"], "0")],
+    ),
+    "stream/leave": CliCase(
+        keys=["NAME"],
+        args=["g", "c1"],
+        prints="1",
+        before=[
+            *GROUP_READ,
+            ["XACK", "NAME", "g", "1-1"],
+        ],
+        after=[(["XINFO", "CONSUMERS", "NAME", "g"], "")],
     ),
     "stream/extend": CliCase(
         keys=["NAME"],

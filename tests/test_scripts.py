@@ -1,4 +1,4 @@
-"""The script registry: headers, key counts, EVALSHA with reload on NOSCRIPT."""
+"""The script registry: headers, key counts, EVALSHA, and what follows NOSCRIPT."""
 
 from __future__ import annotations
 
@@ -268,7 +268,7 @@ async def test_a_declared_negative_code_raises_and_others_pass_through(
     )
 
 
-async def test_the_registry_never_falls_back_to_eval(
+async def test_after_noscript_one_call_runs_by_body_and_later_calls_by_sha(
     single_redis: LocalTopology, unique: str, open_endpoint: OpenEndpoint
 ) -> None:
     if not single_redis.processes:
@@ -277,15 +277,19 @@ async def test_the_registry_never_falls_back_to_eval(
     item = scripts.script("result/set")
     keys = result_keys(None, unique)
 
-    async def calls(command: str) -> int:
+    async def calls() -> tuple[int, int]:
         stats = await client.info("commandstats")
-        return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+        return tuple(  # type: ignore[return-value]
+            int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+            for command in ("eval", "evalsha")
+        )
 
-    evals_before, evalshas_before = await calls("eval"), await calls("evalsha")
+    evals, evalshas = await calls()
     await client.script_flush()
     await scripts.run(client, item, keys, ["value", 0])
-    assert await calls("eval") == evals_before
-    assert await calls("evalsha") == evalshas_before + 2  # NOSCRIPT, then the retry
+    assert await calls() == (evals + 1, evalshas + 1)  # NOSCRIPT, then the body
+    await scripts.run(client, item, keys, ["value", 0])
+    assert await calls() == (evals + 1, evalshas + 2)  # loaded: by its SHA1 again
 
 
 async def test_run_many_pipelines_calls_over_every_slot_and_reloads_after_flush(

@@ -2,8 +2,8 @@
 
 The environment picks the broker family (TRL_FAMILY: list or stream), the
 topology (TRL_KIND: single, cluster, sentinel; TRL_URL, TRL_SENTINELS as
-host:port,..., TRL_MASTER), the queue (TRL_QUEUE), the lease (TRL_LEASE, seconds)
-and, with TRL_FORMATTER=zlib, a
+host:port,..., TRL_MASTER), the queue (TRL_QUEUE), the lease (TRL_LEASE, seconds),
+the socket timeout (TRL_SOCKET_TIMEOUT, seconds) and, with TRL_FORMATTER=zlib, a
 formatter of the user's own whose bytes are not JSON.
 """
 
@@ -60,14 +60,18 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "list": {"visibility_timeout": LEASE},
     "stream": {"idle_timeout": round(LEASE * 1000), "claim_interval": 0.5},
 }
+#: Extra connection options: the socket timeout (TRL_SOCKET_TIMEOUT, seconds).
+CONNECTION: dict[str, Any] = {}
+if os.environ.get("TRL_SOCKET_TIMEOUT"):
+    CONNECTION["socket_timeout"] = float(os.environ["TRL_SOCKET_TIMEOUT"])
 single, cluster, sentinel = BROKERS[FAMILY]
-options = {"queue_name": QUEUE, **OPTIONS[FAMILY]}
+options = {"queue_name": QUEUE, **OPTIONS[FAMILY], **CONNECTION}
 
 broker: AsyncBroker
 source: Any
 if KIND == "single":
     broker = single(URL, **options)
-    results: Any = RedisAsyncResultBackend(URL, prefix_str=QUEUE)
+    results: Any = RedisAsyncResultBackend(URL, prefix_str=QUEUE, **CONNECTION)
     source = ListRedisScheduleSource(URL, prefix=QUEUE)
 elif KIND == "cluster":
     broker = cluster(URL, **options)
