@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from functools import partial
 from typing import Any, ClassVar
 
-from redis.exceptions import ResponseError
+from redis.exceptions import NoPermissionError, ResponseError
 from taskiq import AsyncResultBackend, BrokerMessage
 
 from taskiq_redis_lua import labels, options, scripts, topology
@@ -398,8 +398,19 @@ class _StreamBroker(ReliableBroker):
     # -- lifecycle ---------------------------------------------------------------
 
     async def _prepare(self) -> None:
+        """Create the groups (as taskiq-redis does, in every process).
+
+        A process that only kicks needs no group: if its Redis user may not create
+        one, the first read of a worker does.
+        """
         for stream in self.streams:
-            await self._create_group(stream)
+            try:
+                await self._create_group(stream)
+            except NoPermissionError:
+                if self.is_worker_process:
+                    raise
+                logger.debug("No right to create group %s of %s; a worker will",
+                             self.consumer_group_name, stream)  # fmt: skip
 
     async def _leave(self) -> None:
         """Delete this worker's consumer from each group, if it holds nothing.
