@@ -103,7 +103,9 @@ def users(request: pytest.FixtureRequest, unique: str) -> Iterator[Users]:
 
 def refused() -> Any:
     """Expect Redis to refuse: NOPERM, or a script's command the user may not run."""
-    return pytest.raises(redis.ResponseError, match=r"(?i)noperm|no permissions|can't run")
+    return pytest.raises(
+        redis.ResponseError, match=r"(?i)noperm|no permissions|can't run"
+    )
 
 
 def stored(value: int) -> TaskiqResult[int]:

@@ -37,6 +37,7 @@ from .worker_process import (
     forget_app,
     import_app,
     start_worker,
+    wait_for_executions,
 )
 
 DURABLE = ("--appendonly", "yes", "--appendfsync", "always")
@@ -95,13 +96,6 @@ async def app(
     yield module
     await module.broker.shutdown()
     forget_app()
-
-
-async def wait_for_executions(app: ModuleType, count: int, worker: Worker) -> None:
-    deadline = time.monotonic() + 60
-    while len(await executions(app)) < count:
-        assert time.monotonic() < deadline, worker.output()
-        await asyncio.sleep(0.05)
 
 
 async def all_results(tasks: list[Any], worker: Worker) -> list[Any]:

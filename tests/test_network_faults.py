@@ -22,7 +22,14 @@ from taskiq_redis_lua import local_redis
 from taskiq_redis_lua.local_redis import LocalTopology
 
 from .faulty_proxy import FaultyProxy
-from .worker_process import Worker, executions, forget_app, import_app, start_worker
+from .worker_process import (
+    Worker,
+    executions,
+    forget_app,
+    import_app,
+    start_worker,
+    wait_for_executions,
+)
 
 TASKS = 100
 SOCKET_TIMEOUT = 3.0
@@ -72,10 +79,7 @@ async def run_through(
     worker = start_worker(
         workers, app, LocalTopology(kind="single", url=proxy.url), tmp_path
     )
-    deadline = time.monotonic() + 60
-    while len(await executions(app)) < TASKS // 5:
-        assert time.monotonic() < deadline, worker.output()
-        await asyncio.sleep(0.05)
+    await wait_for_executions(app, TASKS // 5, worker)
     await fault()
     for number, task in enumerate(tasks):
         result = await task.wait_result(timeout=90)

@@ -14,7 +14,6 @@ import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -26,7 +25,14 @@ from taskiq_redis_lua import local_redis
 from taskiq_redis_lua.keys import companion_key, result_keys
 from taskiq_redis_lua.local_redis import LocalTopology, RedisProcess
 
-from .worker_process import Worker, executions, forget_app, import_app, start_worker
+from .worker_process import (
+    Worker,
+    executions,
+    forget_app,
+    import_app,
+    start_worker,
+    wait_for_executions,
+)
 
 TASKS = 300
 #: How long each slot stays half moved (some keys moved, some not).
@@ -155,13 +161,6 @@ def own_cluster(tmp_path: Path) -> Iterator[LocalTopology]:
 def family(request: pytest.FixtureRequest) -> str:
     name: str = request.param
     return name
-
-
-async def wait_for_executions(app: ModuleType, count: int, worker: Worker) -> None:
-    deadline = time.monotonic() + 60
-    while len(await executions(app)) < count:
-        assert time.monotonic() < deadline, worker.output()
-        await asyncio.sleep(0.05)
 
 
 async def test_queue_and_result_slots_move_away_and_back_under_a_running_worker(

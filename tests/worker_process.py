@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import os
 import signal
@@ -118,3 +119,11 @@ async def executions(app: ModuleType) -> list[int]:
     """The numbers of the test app's task executions so far, one per execution."""
     noted = await app.results.endpoint.client.hkeys(app.EXECUTIONS)
     return sorted(int(item.split(b":")[0]) for item in noted)
+
+
+async def wait_for_executions(app: ModuleType, count: int, worker: Worker) -> None:
+    """Wait (up to a minute) until the test app's tasks ran ``count`` times."""
+    deadline = time.monotonic() + 60
+    while len(await executions(app)) < count:
+        assert time.monotonic() < deadline, worker.output()
+        await asyncio.sleep(0.05)
