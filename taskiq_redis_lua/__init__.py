@@ -38,7 +38,13 @@ from taskiq_redis_lua.schedule_source import (
     RedisScheduleSource,
     RedisSentinelScheduleSource,
 )
-from taskiq_redis_lua.stats import ConsumerStats, ListQueueStats, StreamStats
+from taskiq_redis_lua.stats import (
+    ConsumerStats,
+    ListQueueStats,
+    ScheduleStats,
+    StreamStats,
+    Totals,
+)
 from taskiq_redis_lua.stream import (
     RedisStreamBroker,
     RedisStreamClusterBroker,
@@ -74,6 +80,7 @@ __all__ = [
     "ResultDecodeError",
     "ResultIsMissingError",
     "ResultSerializationError",
+    "ScheduleStats",
     "ScriptArgCountError",
     "ScriptError",
     "ScriptHeaderError",
@@ -82,4 +89,5 @@ __all__ = [
     "StreamMessage",
     "StreamStats",
     "TaskIQRedisError",
+    "Totals",
 ]

@@ -105,6 +105,18 @@ def _parser() -> argparse.ArgumentParser:
     script_list.add_argument("--cluster", action="store_true", help="URL is a cluster")
     script_list.set_defaults(handler=_scripts)
 
+    exporter = commands.add_parser(
+        "exporter", help="serve Prometheus metrics of queues at /metrics"
+    )
+    _target_options(exporter)
+    exporter.add_argument("--port", type=int, default=9808, help="HTTP port")
+    exporter.add_argument(
+        "--address",
+        default="0.0.0.0",  # noqa: S104 - Prometheus scrapes from another host
+        help="address to bind (default: every interface)",
+    )
+    exporter.set_defaults(handler=_exporter)
+
     schedules = commands.add_parser("schedules", help="list or delete schedules")
     schedules.add_argument("target", nargs="?", help="module:scheduler_or_source")
     schedules.add_argument("--url", help="Redis URL, without an app")
@@ -120,7 +132,11 @@ def _target_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("target", nargs="?", help="module:broker, as for taskiq worker")
     parser.add_argument("--url", help="Redis URL, without an app")
     parser.add_argument("--cluster", action="store_true", help="URL is a cluster")
-    parser.add_argument("--queue", default="taskiq", help="queue name (with --url)")
+    parser.add_argument(
+        "--queue",
+        action="append",
+        help="queue name (with --url; repeat for several; default taskiq)",
+    )
     parser.add_argument("--kind", choices=["list", "stream"], default="list")
     parser.add_argument("--group", default="taskiq", help="stream consumer group")
 
@@ -149,17 +165,19 @@ def _queues(options: argparse.Namespace) -> list[Queue]:
         raise CliError(f"{options.target} is not a broker but {type(broker).__name__}")
     if not options.url:
         raise CliError("give a module:broker path, or --url (with --queue and --kind)")
+    names = options.queue or ["taskiq"]
     try:
         if options.kind == "list":
             builder = ListQueueClusterBroker if options.cluster else ListQueueBroker
-            return [builder(options.url, queue_name=options.queue)]
+            return [builder(options.url, queue_name=name) for name in names]
         stream_builder = (
             RedisStreamClusterBroker if options.cluster else RedisStreamBroker
         )
         return [
             stream_builder(
-                options.url, queue_name=options.queue, consumer_group_name=options.group
+                options.url, queue_name=name, consumer_group_name=options.group
             )
+            for name in names
         ]
     except ValueError as error:
         raise CliError(str(error)) from None
@@ -438,3 +456,17 @@ async def _schedules(options: argparse.Namespace) -> None:
                     print(_table(rows))
     finally:
         await _closing(sources)
+
+
+# -- exporter ---------------------------------------------------------------------
+
+
+async def _exporter(options: argparse.Namespace) -> None:
+    try:
+        from taskiq_redis_lua import exporter  # noqa: PLC0415 - an optional extra
+    except ImportError as error:
+        raise CliError(
+            f"the exporter needs prometheus_client ({error}): pip install"
+            " 'taskiq-redis-lua[metrics]'"
+        ) from None
+    await exporter.serve(_queues(options), options.address, options.port)

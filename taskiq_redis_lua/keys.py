@@ -138,6 +138,8 @@ class ListQueueKeys:
     dead: str
     reasons: str
     marker: str
+    counters: str
+    epochs: str
 
 
 @lru_cache(maxsize=256)
@@ -153,6 +155,8 @@ def list_queue_keys(queue_name: str) -> ListQueueKeys:
         dead=companion_key(queue_name, "dead"),
         reasons=companion_key(queue_name, "reasons"),
         marker=companion_key(queue_name, "marker"),
+        counters=companion_key(queue_name, "counters"),
+        epochs=companion_key(queue_name, "epochs"),
     )
 
 
@@ -166,6 +170,7 @@ class StreamKeys:
     dead: str
     delayed: str
     payloads: str
+    counters: str
 
 
 @lru_cache(maxsize=256)
@@ -178,4 +183,5 @@ def stream_keys(stream: str, group: str) -> StreamKeys:
         dead=companion_key(stream, "dead", group),
         delayed=companion_key(stream, "delayed"),
         payloads=companion_key(stream, "payloads"),
+        counters=companion_key(stream, "counters", group),
     )

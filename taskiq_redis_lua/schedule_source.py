@@ -35,13 +35,15 @@ from taskiq_redis_lua.compat import (
     SingleNodeScheduleAttributes,
 )
 from taskiq_redis_lua.keys import companion_key, schedule_keys
+from taskiq_redis_lua.stats import ScheduleStats
 
 logger = logging.getLogger("taskiq_redis_lua.schedule_source")
 
 _ADD = scripts.script("schedule/add")
 _DELETE = scripts.script("schedule/delete")
 _FETCH = scripts.script("schedule/fetch")
-_SCRIPTS = [_ADD, _DELETE, _FETCH]
+_STATS = scripts.script("schedule/stats")
+_SCRIPTS = [_ADD, _DELETE, _FETCH, _STATS]
 
 #: Pages one get_schedules may read per range; beyond it the rest waits for the
 #: next update (a warning says so).
@@ -205,6 +207,19 @@ class _ScheduleSource(ScheduleSource):
     async def delete_schedule(self, schedule_id: str) -> None:
         """Remove the schedule and its index entry in one script."""
         await scripts.run(self.endpoint.client, _DELETE, self._keys, [schedule_id])
+
+    async def stats(self) -> ScheduleStats:
+        """Return how many schedules there are and when the next time one is due."""
+        now, count, next_due = await scripts.run(
+            self.endpoint.client, _STATS, self._keys
+        )
+        return ScheduleStats(
+            prefix=self.prefix,
+            schedules=int(count),
+            next_time_due=None
+            if int(next_due) < 0
+            else (int(next_due) - int(now)) / 1000,
+        )
 
     async def get_schedules(self) -> list[ScheduledTask]:
         """Return cron and interval schedules and the time schedules due soon.

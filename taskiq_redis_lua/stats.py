@@ -7,6 +7,20 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class Totals:
+    """What a queue did since it was created, counted by its scripts in Redis."""
+
+    #: Messages ever sent to the queue.
+    kicked: int = 0
+    #: Messages acknowledged.
+    acked: int = 0
+    #: Messages handed out again: leases that ran out, stream entries taken over.
+    redelivered: int = 0
+    #: Messages that became dead letters.
+    dead_lettered: int = 0
+
+
+@dataclass(frozen=True)
 class ListQueueStats:
     """A snapshot of one list queue, taken by one script."""
 
@@ -22,7 +36,26 @@ class ListQueueStats:
     next_delayed_due: float | None
     #: False when nothing was ever sent to the queue (a typo in its name?).
     exists: bool = True
+    #: Seconds the oldest ready message has waited since it was kicked (to the
+    #: second). None: nothing ready.
+    oldest_ready_age: float | None = None
+    totals: Totals = field(default_factory=Totals)
     kind: str = "list"
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the snapshot as plain data (for ``--json``)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ScheduleStats:
+    """A snapshot of one schedule source, taken by one script."""
+
+    prefix: str
+    schedules: int
+    #: Seconds until the next time schedule is due (negative: overdue). None: no
+    #: time schedule.
+    next_time_due: float | None
 
     def as_dict(self) -> dict[str, Any]:
         """Return the snapshot as plain data (for ``--json``)."""
@@ -52,6 +85,10 @@ class StreamStats:
     #: Entries not yet delivered to the group; None when Redis cannot tell.
     lag: int | None
     consumers: list[ConsumerStats] = field(default_factory=list)
+    #: Seconds the oldest entry the group has not read yet has waited since it was
+    #: added. None: the group has read everything.
+    oldest_ready_age: float | None = None
+    totals: Totals = field(default_factory=Totals)
     kind: str = "stream"
 
     def as_dict(self) -> dict[str, Any]:

@@ -43,7 +43,7 @@ from taskiq_redis_lua.reliable import (
     ReliableMessage,
     text,
 )
-from taskiq_redis_lua.stats import ConsumerStats, StreamStats
+from taskiq_redis_lua.stats import ConsumerStats, StreamStats, Totals
 
 logger = logging.getLogger("taskiq_redis_lua.stream")
 
@@ -100,7 +100,8 @@ def _read_entries(reply: Any) -> list[Delivery]:
 
 def _snapshot(stream: str, group: str, reply: Sequence[Any]) -> StreamStats:
     """Turn a reply of ``stream/stats.lua`` into a snapshot."""
-    length, delayed, dead, found, pending, lag, _, consumers = reply
+    length, delayed, dead, found, pending, lag, _, consumers = reply[:8]
+    kicked, acked, redelivered, dead_lettered, age_ms = reply[8:]
     return StreamStats(
         queue=stream,
         group=group,
@@ -118,6 +119,8 @@ def _snapshot(stream: str, group: str, reply: Sequence[Any]) -> StreamStats:
             )
             for i in range(0, len(consumers), 3)
         ],
+        oldest_ready_age=None if int(age_ms) < 0 else int(age_ms) / 1000,
+        totals=Totals(int(kicked), int(acked), int(redelivered), int(dead_lettered)),
     )
 
 

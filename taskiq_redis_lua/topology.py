@@ -18,6 +18,7 @@ from collections.abc import (
 )
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal, TypeAlias
 
 from redis.asyncio import (
@@ -59,6 +60,9 @@ class Endpoint:
     sentinel: Sentinel | None = None
     master_name: str | None = None
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    #: Builds another endpoint to the same servers with the same options (for use
+    #: in another event loop, such as a metrics collector's).
+    reopen: Callable[[], Endpoint] | None = None
 
     @property
     def node_client(self) -> Redis:
@@ -267,6 +271,13 @@ def single_node(
         kind="single",
         socket_timeout=pool.connection_kwargs.get("socket_timeout"),
         max_connections=max_connection_pool_size,
+        reopen=partial(
+            single_node,
+            url,
+            max_connection_pool_size,
+            connection_kwargs,
+            parameter=parameter,
+        ),
     )
 
 
@@ -285,6 +296,7 @@ def cluster(
         kind="cluster",
         socket_timeout=client.get_connection_kwargs().get("socket_timeout"),
         max_connections=options.get("max_connections"),
+        reopen=partial(cluster, url, connection_kwargs, parameter=parameter),
     )
 
 
@@ -379,4 +391,12 @@ def sentinel(
         sentinel=watcher,
         master_name=master_name,
         _closers=[close_sentinels],
+        reopen=partial(
+            sentinel,
+            sentinels,
+            master_name,
+            min_other_sentinels,
+            sentinel_kwargs,
+            connection_kwargs,
+        ),
     )

@@ -42,7 +42,7 @@ SERVER_SENSITIVE = {
     "test_result_backend", "test_schedule_source", "test_pubsub", "test_topology",
     "test_drop_in", "test_worker_cli", "test_chaos", "test_security", "test_demo",
     "test_backlog", "test_cli", "test_readme", "test_reliable_queue",
-    "test_resharding", "test_network_faults", "test_acl",
+    "test_resharding", "test_network_faults", "test_acl", "test_metrics",
 }  # fmt: skip
 #: Test modules whose outcome depends on redis-py (7 or 8): the wire module, the
 #: topology builders, the registry and every family through them.
@@ -52,7 +52,7 @@ CLIENT_SENSITIVE = {
     "test_drop_in", "test_security", "test_chaos", "test_worker_cli", "test_cli",
     "test_lua_queue", "test_lua_stream", "test_lua_result", "test_keys",
     "test_backlog", "test_reliable_queue", "test_resharding", "test_network_faults",
-    "test_acl",
+    "test_acl", "test_metrics",
 }  # fmt: skip
 
 

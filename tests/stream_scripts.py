@@ -35,9 +35,11 @@ class Stream:
     async def add(self, payload: str) -> str:
         return text(await self.client.xadd(self.k.stream, {"data": payload}))
 
-    async def read(self, consumer: str, group: str | None = None) -> list[str]:
+    async def read(
+        self, consumer: str, group: str | None = None, count: int = 100
+    ) -> list[str]:
         reply: Any = await self.client.xreadgroup(
-            group or self.group, consumer, {self.k.stream: ">"}, count=100
+            group or self.group, consumer, {self.k.stream: ">"}, count=count
         )
         streams = reply.items() if isinstance(reply, dict) else reply or []
         return [text(entry_id) for _, entries in streams for entry_id, _ in entries]

@@ -35,18 +35,34 @@ CLAIM_ARGS = [
     "g", "c2", "token", "1000", "0", "10", "5", "100", "0", "0", "100",
     "0", "10",  # consumers idle for ever stay
 ]  # fmt: skip
-STREAM_KEYS = ["NAME", "Q:lock.g", "Q:cursor.g", "Q:dead.g", "Q:delayed", "Q:payloads"]
+STREAM_KEYS = [
+    "NAME", "Q:lock.g", "Q:cursor.g", "Q:dead.g", "Q:delayed", "Q:payloads",
+    "Q:counters.g",
+]  # fmt: skip
 CASES: dict[str, CliCase] = {
     "queue/stats": CliCase(
-        keys=["Q:ready", "Q:delayed", "Q:inflight", "Q:dead", "Q:seq"],
+        keys=[
+            "Q:ready",
+            "Q:delayed",
+            "Q:inflight",
+            "Q:dead",
+            "Q:seq",
+            "Q:counters",
+            "Q:epochs",
+        ],
         args=[],
-        prints=r"\d+\n1\n0\n0\n0\n-1\n-1\n1",
-        before=[["ZADD", "Q:ready", "0", ID], ["SET", "Q:seq", "1"]],
+        prints=r"\d+\n1\n0\n0\n0\n-1\n-1\n1\n1\n3\n0\n0\n\d+",
+        before=[
+            ["ZADD", "Q:ready", "0", ID],
+            ["SET", "Q:seq", "1"],
+            ["HSET", "Q:counters", "acked", "3"],
+            ["ZADD", "Q:epochs", "1", "1700000000"],
+        ],
     ),
     "stream/stats": CliCase(
-        keys=["NAME", "Q:dead.g", "Q:delayed"],
+        keys=["NAME", "Q:dead.g", "Q:delayed", "Q:counters.g"],
         args=["g"],
-        prints=r"1\n0\n0\n1\n1\n0\n1\nc1\n1\n\d+",
+        prints=r"1\n0\n0\n1\n1\n0\n1\nc1\n1\n\d+\n1\n0\n0\n0\n-1",
         before=GROUP_READ,
     ),
     "schedule/add": CliCase(
@@ -68,6 +84,15 @@ CASES: dict[str, CliCase] = {
             ["ZADD", "Q:index", "0", "r:s1"],
         ],
         after=[(["EXISTS", "Q:data", "Q:entries", "Q:index"], "0")],
+    ),
+    "schedule/stats": CliCase(
+        keys=["Q:data", "Q:index"],
+        args=[],
+        prints=r"\d+\n2\n1700000000000",
+        before=[
+            ["HSET", "Q:data", "s1", "payload", "s2", "payload"],
+            ["ZADD", "Q:index", "0", "r:s1", "0", "t:0001700000000000:s2"],
+        ],
     ),
     "schedule/fetch": CliCase(
         keys=["Q:data", "Q:index"],
@@ -92,7 +117,7 @@ CASES: dict[str, CliCase] = {
         after=[(["GET", "Q:lock.g"], "token")],
     ),
     "stream/ack": CliCase(
-        keys=["NAME"],
+        keys=["NAME", "Q:counters.g"],
         args=["g", "1", "1-1"],
         prints="1",
         before=GROUP_READ,
@@ -122,7 +147,7 @@ CASES: dict[str, CliCase] = {
         after=[(["EXISTS", "Q:lock.g"], "0")],
     ),
     "stream/bury": CliCase(
-        keys=["NAME", "Q:dead.g"],
+        keys=["NAME", "Q:dead.g", "Q:counters.g"],
         args=["g", "1-1", "1", "why", "payload", "100"],
         prints="1",
         before=GROUP_READ,
@@ -163,10 +188,14 @@ CASES: dict[str, CliCase] = {
         ],
     ),
     "queue/kick": CliCase(
-        keys=["Q:seq", "Q:msgs", "Q:ready", "Q:delayed", "Q:marker"],
+        keys=["Q:seq", "Q:msgs", "Q:ready", "Q:delayed", "Q:marker", "Q:epochs"],
         args=["payload", "0", "0"],
         prints=ID,
-        after=[(["HGET", "Q:msgs", ID], "payload"), (["ZSCORE", "Q:ready", ID], "0")],
+        after=[
+            (["HGET", "Q:msgs", ID], "payload"),
+            (["ZSCORE", "Q:ready", ID], "0"),
+            (["ZCARD", "Q:epochs"], "1"),
+        ],
     ),
     "queue/pop": CliCase(
         keys=[
@@ -178,6 +207,7 @@ CASES: dict[str, CliCase] = {
             "Q:dead",
             "Q:reasons",
             "Q:marker",
+            "Q:counters",
         ],
         args=["30000", "10", "5", "1000", "100"],
         prints=rf"\d+\n\d+\n{ID}\n1\npayload",
@@ -185,7 +215,7 @@ CASES: dict[str, CliCase] = {
         after=[(["ZCARD", "Q:inflight"], "1"), (["HGET", "Q:deliveries", ID], "1")],
     ),
     "queue/ack": CliCase(
-        keys=["Q:ready", "Q:inflight", "Q:msgs", "Q:deliveries"],
+        keys=["Q:ready", "Q:inflight", "Q:msgs", "Q:deliveries", "Q:counters"],
         args=[ID, "1"],
         prints="1",
         before=[
@@ -193,7 +223,10 @@ CASES: dict[str, CliCase] = {
             ["HSET", "Q:deliveries", ID, "1"],
             ["ZADD", "Q:inflight", "1", ID],
         ],
-        after=[(["EXISTS", "Q:msgs", "Q:deliveries", "Q:inflight"], "0")],
+        after=[
+            (["EXISTS", "Q:msgs", "Q:deliveries", "Q:inflight"], "0"),
+            (["HGET", "Q:counters", "acked"], "1"),
+        ],
     ),
     "queue/extend": CliCase(
         keys=["Q:inflight", "Q:deliveries"],
@@ -210,7 +243,14 @@ CASES: dict[str, CliCase] = {
         after=[(["ZSCORE", "Q:ready", ID], "0"), (["HGET", "Q:deliveries", ID], "0")],
     ),
     "queue/bury": CliCase(
-        keys=["Q:inflight", "Q:deliveries", "Q:dead", "Q:reasons", "Q:msgs"],
+        keys=[
+            "Q:inflight",
+            "Q:deliveries",
+            "Q:dead",
+            "Q:reasons",
+            "Q:msgs",
+            "Q:counters",
+        ],
         args=[ID, "1", "by hand", "100"],
         prints="1",
         before=[

@@ -5,6 +5,7 @@
   KEYS[3] dead        ZSET  message id -> time it died (ms)
   KEYS[4] reasons     HASH  message id -> why it died
   KEYS[5] msgs        HASH  message id -> payload
+  KEYS[6] counters    HASH  dead_lettered, ... -> totals (for metrics)
   ARGV[1] message id
   ARGV[2] delivery number it was handed out with
   ARGV[3] reason
@@ -33,6 +34,7 @@ end
 local time = rcall("TIME")
 rcall("ZADD", KEYS[3], tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000), id)
 rcall("HSET", KEYS[4], id, ARGV[3])
+rcall("HINCRBY", KEYS[6], "dead_lettered", 1)
 
 local excess = math.min(rcall("ZCARD", KEYS[3]) - tonumber(ARGV[4]), 100)
 if excess > 0 then

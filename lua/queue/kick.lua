@@ -5,6 +5,8 @@
   KEYS[3] ready     ZSET    message id -> -priority (equal scores pop in id order)
   KEYS[4] delayed   ZSET    message id -> due time (ms)
   KEYS[5] marker    ZSET    wake-up marker "0" -> when to look at the queue (ms; 0 = now)
+  KEYS[6] epochs    ZSET    second (unix time) -> first sequence kicked in it; at most
+                            10,000 (the newest): how old a waiting message is
   ARGV[1..] triples, one per message: payload, priority (a whole number; higher
     pops first), delay in ms (a whole number; "0" queues the message now)
   Returns: the new message ids in ARGV order, each "<16-digit sequence>:<priority>"
@@ -28,7 +30,12 @@ for i = 1, #ARGV, 3 do
 end
 
 local last = rcall("INCRBY", KEYS[1], count)
-local now = nil
+local time = rcall("TIME")
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+-- The first sequence of each second that kicked anything, for the age of the oldest.
+if rcall("ZADD", KEYS[6], "NX", last - count + 1, time[1]) == 1 then
+  rcall("ZREMRANGEBYRANK", KEYS[6], 0, -10001)
+end
 local wake = nil -- when the marker should say to look: 0 for now
 local ids = {}
 for i = 1, #ARGV, 3 do
@@ -36,10 +43,6 @@ for i = 1, #ARGV, 3 do
   local id = string.format("%016.0f", last - count + #ids + 1) .. ":" .. priority
   rcall("HSET", KEYS[2], id, ARGV[i])
   if delay > 0 then
-    if now == nil then
-      local time = rcall("TIME")
-      now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-    end
     rcall("ZADD", KEYS[4], now + delay, id)
     if wake == nil or now + delay < wake then
       wake = now + delay

@@ -8,6 +8,7 @@
   KEYS[6] dead        ZSET  message id -> time it died (ms)
   KEYS[7] reasons     HASH  message id -> why it died
   KEYS[8] marker      ZSET  wake-up marker "0" -> when to look at the queue (ms; 0 = now)
+  KEYS[9] counters    HASH  redelivered, dead_lettered, ... -> totals (for metrics)
   ARGV[1] visibility timeout (ms): the lease of each message handed out
   ARGV[2] N, the most messages to hand out
   ARGV[3] max deliveries: a message popped more often than this dies instead
@@ -53,6 +54,9 @@ for _, source in ipairs({KEYS[2], KEYS[3]}) do
     rcall("ZREM", source, id)
     rcall("ZADD", KEYS[1], -priority_of(id), id)
   end
+  if source == KEYS[3] and #due > 0 then
+    rcall("HINCRBY", KEYS[9], "redelivered", #due)
+  end
 end
 
 local handed = {}
@@ -83,6 +87,7 @@ end
 
 -- Keep at most max_dead dead letters: drop the oldest, at most promote_limit a call.
 if #buried > 0 then
+  rcall("HINCRBY", KEYS[9], "dead_lettered", #buried / 2)
   local excess = math.min(rcall("ZCARD", KEYS[6]) - max_dead, promote_limit)
   if excess > 0 then
     local oldest = rcall("ZPOPMIN", KEYS[6], excess)

@@ -1,6 +1,7 @@
 #!lua flags=allow-oom
 --[[ ack: acknowledge entries of a group and delete those no other group needs.
   KEYS[1] stream      STREAM  the queue
+  KEYS[2] counters    HASH    the group's totals: acked, ... (for metrics)
   ARGV[1] group
   ARGV[2] "1" to delete each acked entry unless another group has yet to read it or
     has it pending; "0" to keep it
@@ -49,9 +50,11 @@ if ARGV[2] == "1" then
 end
 
 local acked = {}
+local count = 0
 for i = 3, #ARGV do
   local id = ARGV[i]
   acked[#acked + 1] = rcall("XACK", stream, group, id)
+  count = count + acked[#acked]
   if ARGV[2] == "1" then
     local needed = false
     for _, other in ipairs(others) do
@@ -65,5 +68,8 @@ for i = 3, #ARGV do
       rcall("XDEL", stream, id)
     end
   end
+end
+if count > 0 then
+  rcall("HINCRBY", KEYS[2], "acked", count)
 end
 return acked

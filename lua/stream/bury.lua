@@ -2,6 +2,7 @@
 --[[ bury: move an entry a worker holds to the group's dead letters, with the reason.
   KEYS[1] stream      STREAM  the queue
   KEYS[2] dead        STREAM  the group's dead letters
+  KEYS[3] counters    HASH    the group's totals: dead_lettered, ... (for metrics)
   ARGV[1] group
   ARGV[2] entry id
   ARGV[3] deliveries so far
@@ -64,4 +65,5 @@ rcall("XADD", KEYS[2], "MAXLEN", "~", ARGV[6], "*", "data", ARGV[5], "origin", i
 if not needed_elsewhere() then
   rcall("XDEL", stream, id)
 end
+rcall("HINCRBY", KEYS[3], "dead_lettered", 1)
 return 1

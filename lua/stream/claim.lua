@@ -8,6 +8,7 @@
   KEYS[4] dead        STREAM  the group's dead letters
   KEYS[5] delayed     ZSET    delayed message id -> due time (ms)
   KEYS[6] payloads    HASH    delayed message id -> payload
+  KEYS[7] counters    HASH    the group's totals: redelivered, dead_lettered, ...
   ARGV[1] group
   ARGV[2] consumer that takes the entries over
   ARGV[3] lock token
@@ -188,5 +189,11 @@ for _, entry in ipairs(claimed[2]) do
     handed[#handed + 1] = delivery
     handed[#handed + 1] = payload
   end
+end
+if #handed > 0 then
+  rcall("HINCRBY", KEYS[7], "redelivered", #handed / 3)
+end
+if #buried > 0 then
+  rcall("HINCRBY", KEYS[7], "dead_lettered", #buried / 2)
 end
 return {now, next_due, handed, buried}
