@@ -135,7 +135,9 @@ async def test_the_producer_kicks_and_reads_results_and_nothing_else(
     finally:
         await producer.shutdown()
         await reader.shutdown()
-    (counts,) = await users.broker("worker", family).stats()
+    operator = users.broker("operator", family)
+    (counts,) = await operator.stats()
+    await operator.shutdown()
     assert counts.delayed == 1
     users.assert_refused_the_rest("producer")
 

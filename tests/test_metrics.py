@@ -263,3 +263,37 @@ async def test_the_collector_in_ones_own_process_reports_schedules_too(
 def test_the_collector_refuses_what_it_cannot_watch() -> None:
     with pytest.raises(TypeError, match="QueueCollector watches"):
         QueueCollector(object())  # type: ignore[arg-type]
+
+
+async def test_a_scrape_makes_one_script_call_per_queue_and_no_scan(
+    tmp_path: Path, unique: str
+) -> None:
+    server = local_redis.start_server(tmp_path)
+    url = f"redis://127.0.0.1:{server.port}"
+    brokers = [
+        LIST_QUEUE.build(LocalTopology(kind="single", url=url), queue_name=name)
+        for name in (f"{unique}-a", f"{unique}-b")
+    ]
+    collector = QueueCollector(*brokers)
+    registry = CollectorRegistry()
+    registry.register(collector)
+
+    def calls() -> dict[str, int]:
+        with server.client() as admin:
+            stats = admin.info("commandstats")
+        return {name: int(value["calls"]) for name, value in stats.items()}
+
+    try:
+        await asyncio.to_thread(generate_latest, registry)  # loads the script
+        before = calls()
+        await asyncio.to_thread(generate_latest, registry)
+        after = calls()
+    finally:
+        collector.close()
+        for broker in brokers:
+            await broker.shutdown()
+        server.stop()
+    grew = {name: after[name] - before.get(name, 0) for name in after}
+    assert grew["cmdstat_evalsha"] == 2  # what the scripts ran counts there too
+    for walk in ("cmdstat_scan", "cmdstat_keys", "cmdstat_eval", "cmdstat_xrange"):
+        assert grew.get(walk, 0) == 0, walk
