@@ -6,7 +6,8 @@ throughput, end-to-end throughput through a real ``taskiq worker`` process with 
 without results (worker and Redis CPU per task), client round trips per task
 (MONITOR lines not from Lua), keys left without a TTL, kiq→result latency, commands
 of an idle worker and how fast it stops on Ctrl-C, pop cost at a small and a large
-backlog, and schedule fetches. Prints one table with ratios
+backlog, schedule fetches, Redis CPU per kick, and bytes per queued message (plain,
+with a priority, delayed). Prints one table with ratios
 ours/theirs and writes the numbers as JSON. ``--quick`` is a smoke run.
 """
 
@@ -49,7 +50,7 @@ VARIANTS = bench_app.VARIANTS
 REDIS_VARIANTS = VARIANTS[:4]
 OURS = ("ours-list", "ours-stream")
 LISTS = ("ours-list", "theirs-list")
-GROUPS = ("kick", "e2e", "trips", "latency", "pop", "schedule")
+GROUPS = ("kick", "e2e", "trips", "latency", "pop", "schedule", "memory")
 READY_WAIT = 1.0
 POPS = 200
 
@@ -67,6 +68,7 @@ class Config:
     schedules: tuple[int, int] = (10_000, 100_000)
     junk_keys: int = 100_000
     result_ttl: int = 3600
+    memory_n: int = 100_000
     groups: tuple[str, ...] = GROUPS
     variants: tuple[str, ...] = VARIANTS
 
@@ -80,6 +82,7 @@ QUICK = Config(
     backlogs=(1_000, 50_000),
     schedules=(1_000, 10_000),
     junk_keys=10_000,
+    memory_n=10_000,
 )
 
 
@@ -101,6 +104,8 @@ def measures(config: Config) -> list[Measure]:
     rows = [
         Measure("kick_seq", "kicks/s, sequential", "kick", VARIANTS),
         Measure("kick_gather", "kicks/s, gather of 100", "kick", VARIANTS),
+        Measure("kick_redis", "  Redis CPU µs/kick", "kick", REDIS_VARIANTS, True),
+        Measure("kick_cmd", "  kick command µs (commandstats)", "kick", REDIS_VARIANTS),
     ]
     for tag, text in (("res", "with results"), ("bare", "without results")):
         rows += [
@@ -132,6 +137,9 @@ def measures(config: Config) -> list[Measure]:
         Measure("sched_small_cmds", "  commands sent", "schedule", LISTS),
         Measure("sched_large_ms", f"get_schedules ms, {many}", "schedule", LISTS),
         Measure("sched_large_cmds", "  commands sent", "schedule", LISTS),
+        Measure("mem", "bytes/queued message", "memory", REDIS_VARIANTS),
+        Measure("mem_prio", "  with a priority label", "memory", ("ours-list",)),
+        Measure("mem_delay", "  with a delay label", "memory", OURS),
     ]
     return [m for m in rows if m.group in config.groups]
 
@@ -375,10 +383,13 @@ async def measure_kicks(bench: Bench, variant: str) -> None:
     client = await started(bench_app.build_broker(variant, bench.url, results=False))
     task = bench_app.add_noop(client)
     try:
+        cpu_before, usec_before = await redis_cpu(bench), await kick_usec(bench)
         began = time.perf_counter()
         for i in range(count):
             await task.kiq(i)
         sequential = count / (time.perf_counter() - began)
+        kick_cpu = (await redis_cpu(bench) - cpu_before) / count * 1e6
+        kick_cmd = (await kick_usec(bench) - usec_before) / count
         began = time.perf_counter()
         await kick_all(task, count)
         gathered = count / (time.perf_counter() - began)
@@ -387,7 +398,48 @@ async def measure_kicks(bench: Bench, variant: str) -> None:
     await bench.flush()
     bench.results.add("kick_seq", variant, sequential)
     bench.results.add("kick_gather", variant, gathered)
+    if variant in REDIS_VARIANTS:
+        bench.results.add("kick_redis", variant, kick_cpu)
+        bench.results.add("kick_cmd", variant, kick_cmd)
     log(f"kick {variant}: {sequential:,.0f}/s sequential, {gathered:,.0f}/s gathered")
+
+
+async def redis_cpu(bench: Bench) -> float:
+    """Redis's CPU seconds so far (``INFO cpu``)."""
+    info = await bench.control.info("cpu")
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+
+async def kick_usec(bench: Bench) -> float:
+    """Microseconds Redis spent in the commands that kick (a script's include the
+    commands it runs), from ``INFO commandstats``."""
+    stats = await bench.control.info("commandstats")
+    return sum(
+        float(stats.get(f"cmdstat_{name}", {}).get("usec", 0))
+        for name in ("evalsha", "eval", "lpush", "xadd")
+    )
+
+
+async def measure_memory(
+    bench: Bench, variant: str, key: str, labels: dict[str, Any]
+) -> None:
+    """Bytes Redis holds per queued no-op message (``used_memory``), no worker."""
+    count = bench.config.memory_n
+    await bench.flush()
+    before = int((await bench.control.info("memory"))["used_memory"])
+    client = await started(bench_app.build_broker(variant, bench.url, results=False))
+    task = bench_app.add_noop(client)
+    kicker = task.kicker().with_labels(**labels)
+    try:
+        for start in range(0, count, 100):
+            end = min(start + 100, count)
+            await asyncio.gather(*(kicker.kiq(i) for i in range(start, end)))
+    finally:
+        await client.shutdown()
+    after = int((await bench.control.info("memory"))["used_memory"])
+    await bench.flush()
+    bench.results.add(key, variant, (after - before) / count)
+    log(f"memory {variant} {labels or ''}: {(after - before) / count:,.0f} bytes/msg")
 
 
 async def measure_e2e(bench: Bench, variant: str, *, results: bool) -> None:
@@ -686,6 +738,16 @@ async def run_schedules(bench: Bench) -> None:
         await measure_schedules(bench, variant)
 
 
+async def run_memory(bench: Bench) -> None:
+    """Bytes per queued message, no worker: plain, prioritized, delayed."""
+    for variant in chosen(bench, REDIS_VARIANTS):
+        await measure_memory(bench, variant, "mem", {})
+        if variant == "ours-list":
+            await measure_memory(bench, variant, "mem_prio", {"priority": 1})
+        if variant in OURS:
+            await measure_memory(bench, variant, "mem_delay", {"delay": 3600})
+
+
 async def run_latency(bench: Bench) -> None:
     """Latency (and the idle worker) per variant; ready_wait rows for ours."""
     for variant in chosen(bench, REDIS_VARIANTS):
@@ -701,6 +763,7 @@ RUNNERS: dict[str, Callable[[Bench], Awaitable[None]]] = {
     "latency": run_latency,
     "pop": run_pops,
     "schedule": run_schedules,
+    "memory": run_memory,
 }
 
 
