@@ -26,7 +26,7 @@ from .building import LIST_QUEUE, SCHEDULE_SOURCE, STREAM
 from .listening import send
 from .queue_scripts import Queue
 from .stream_scripts import Stream
-from .worker_process import ROOT, TASKIQ
+from .worker_process import APP_MODULE, ROOT, TASKIQ, app_environment
 
 Samples = dict[tuple[str, str], float]
 #: What each family's arrangement leaves, as the metrics must report it.
@@ -106,11 +106,20 @@ def parse(text: str) -> Samples:
 class Exporter:
     """`taskiq redis exporter` as a process, scraped over HTTP."""
 
-    def __init__(self, target: LocalTopology, kind: str, queue: str, log: Path) -> None:
+    def __init__(
+        self,
+        target: LocalTopology,
+        kind: str,
+        queue: str,
+        log: Path,
+        app: str | None = None,
+    ) -> None:
         self.port = local_redis.free_port()
         where = ["--url", target.url, "--queue", queue, "--kind", kind, "--group", "g"]
         if target.kind == "cluster":
             where.append("--cluster")
+        if app is not None:  # the app's broker instead
+            where = [app]
         self.log = log.open("wb")
         self.process = subprocess.Popen(
             [
@@ -124,6 +133,7 @@ class Exporter:
                 str(self.port),
             ],
             cwd=ROOT,
+            env=app_environment(target, queue, kind),
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
@@ -162,8 +172,11 @@ def target(request: pytest.FixtureRequest) -> LocalTopology:
 def exporters(tmp_path: Path) -> Iterator[Callable[..., Exporter]]:
     started: list[Exporter] = []
 
-    def start(target: LocalTopology, kind: str, queue: str) -> Exporter:
-        started.append(Exporter(target, kind, queue, tmp_path / "exporter.log"))
+    def start(
+        target: LocalTopology, kind: str, queue: str, app: str | None = None
+    ) -> Exporter:
+        log = tmp_path / f"exporter-{len(started)}.log"
+        started.append(Exporter(target, kind, queue, log, app))
         return started[-1]
 
     yield start
@@ -297,3 +310,15 @@ async def test_a_scrape_makes_one_script_call_per_queue_and_no_scan(
     assert grew["cmdstat_evalsha"] == 2  # what the scripts ran counts there too
     for walk in ("cmdstat_scan", "cmdstat_keys", "cmdstat_eval", "cmdstat_xrange"):
         assert grew.get(walk, 0) == 0, walk
+
+
+async def test_the_exporter_takes_an_apps_broker_as_taskiq_worker_does(
+    single_redis: LocalTopology,
+    open_endpoint: Any,
+    exporters: Callable[..., Exporter],
+    unique: str,
+) -> None:
+    await arrange_list(single_redis, open_endpoint(single_redis), unique)
+    exporter = exporters(single_redis, "list", unique, app=f"{APP_MODULE}:broker")
+    samples = parse(await asyncio.to_thread(exporter.scrape))
+    assert samples[("taskiq_redis_queue_dead", unique)] == 1
