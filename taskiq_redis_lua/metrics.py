@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
+import os
 import threading
 from collections.abc import Coroutine, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -26,6 +28,7 @@ from taskiq_redis_lua.stats import ListQueueStats, ScheduleStats, StreamStats
 from taskiq_redis_lua.stream import _StreamBroker
 
 T = TypeVar("T")
+logger = logging.getLogger("taskiq_redis_lua.metrics")
 Target = _ListQueue | _StreamBroker | _ScheduleSource
 Snapshot = ListQueueStats | StreamStats | ScheduleStats
 
@@ -57,11 +60,18 @@ class _LoopThread:
         self.thread.start()
 
     def run(self, work: Coroutine[Any, Any, T], timeout: float) -> T:
-        return asyncio.run_coroutine_threadsafe(work, self.loop).result(timeout)
+        future = asyncio.run_coroutine_threadsafe(work, self.loop)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()  # no scrape left behind, holding a connection
+            raise
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=5)
+        if not self.thread.is_alive():
+            self.loop.close()
 
 
 class QueueCollector(Collector):
@@ -82,16 +92,34 @@ class QueueCollector(Collector):
         self.targets = list(targets)
         self.timeout = timeout
         self._loop: _LoopThread | None = None
+        self._pid = 0  # the process the loop runs in (a fork starts afresh)
         self._mirrors: list[Target] = []
         self._lock = threading.Lock()
 
+    def describe(self) -> list[Any]:
+        """Describe nothing up front: registering must not reach Redis."""
+        return []
+
     def collect(self) -> Iterator[Any]:
-        """Take one snapshot of every target and yield the metric families."""
+        """Take one snapshot of every target and yield the metric families.
+
+        A target that fails (Redis away, a refused command, a timeout) is left out
+        and counted in ``taskiq_redis_scrape_errors``; the others are reported.
+        """
         with self._lock:
-            if self._loop is None:
-                self._loop = _LoopThread()
-            snapshots = self._loop.run(self._snapshots(), self.timeout)
+            if self._loop is None or self._pid != os.getpid():
+                self._loop, self._pid, self._mirrors = _LoopThread(), os.getpid(), []
+            try:
+                snapshots, failed = self._loop.run(self._snapshots(), self.timeout + 1)
+            except TimeoutError:
+                snapshots, failed = [], [_name(t) for t in self.targets]
         yield from metric_families(snapshots)
+        errors = GaugeMetricFamily(
+            _PREFIX + "scrape_errors",
+            "Queues and schedule sources this scrape could not read",
+        )
+        errors.add_metric([], float(len(failed)))
+        yield errors
 
     def close(self) -> None:
         """Close the collector's own connections and stop its thread."""
@@ -102,21 +130,33 @@ class QueueCollector(Collector):
             self._loop.stop()
             self._loop = None
 
-    async def _snapshots(self) -> list[Snapshot]:
+    async def _snapshots(self) -> tuple[list[Snapshot], list[str]]:
         if not self._mirrors:
             self._mirrors = [_mirror(target) for target in self.targets]
         taken: list[Snapshot] = []
+        failed: list[str] = []
         for mirror in self._mirrors:
-            if isinstance(mirror, _ScheduleSource):
-                taken.append(await mirror.stats())
-            else:
-                taken.extend(await mirror.stats())
-        return taken
+            try:
+                taken.extend(await asyncio.wait_for(_stats(mirror), self.timeout))
+            except Exception as error:  # noqa: BLE001 - one target must not hide all
+                logger.warning("Metrics of %s: %r", _name(mirror), error)
+                failed.append(_name(mirror))
+        return taken, failed
 
     async def _close_mirrors(self) -> None:
         for mirror in self._mirrors:
             await mirror.endpoint.close()
         self._mirrors = []
+
+
+async def _stats(target: Target) -> list[Snapshot]:
+    if isinstance(target, _ScheduleSource):
+        return [await target.stats()]
+    return list(await target.stats())
+
+
+def _name(target: Target) -> str:
+    return target.prefix if isinstance(target, _ScheduleSource) else target.queue_name
 
 
 def _mirror(target: Target) -> Target:

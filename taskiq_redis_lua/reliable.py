@@ -281,7 +281,7 @@ class ReliableBroker(DeadLetterAPI, DecodesOnce):
             )
             await self._release(held, counted=True)
         if self._listened:
-            await self._leave()
+            await bounded(self._leave(), self._log)
         await super().shutdown()
         await self.endpoint.close()
 

@@ -418,8 +418,9 @@ class _StreamBroker(ReliableBroker):
     async def _leave(self) -> None:
         """Delete this worker's consumer from each group, if it holds nothing.
 
-        What it still holds (its giving back failed) stays, for a claim to take over;
-        then a claim deletes the consumer (``consumer_idle_timeout``).
+        Given-back entries went to the group's consumer "(released)"; what it still
+        holds (giving back failed) stays, for a claim to take over, and a later
+        claim deletes the consumer (``consumer_idle_timeout``).
         """
         for stream in self.streams:
             try:
@@ -428,6 +429,7 @@ class _StreamBroker(ReliableBroker):
                     _LEAVE,
                     self._keys_of(stream),
                     [self.consumer_group_name, self.consumer_name],
+                    client_retry=False,
                 )
             except SETTLING_ERRORS as error:
                 logger.info(

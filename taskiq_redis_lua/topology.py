@@ -158,9 +158,17 @@ async def pipeline(
     return [_slot_move_error(reply) or reply for reply in replies]
 
 
+#: What redis-py's cluster client fails with when an ASK names a node it does not
+#: know: the redirect's node is None where it sends ASKING or records the call.
+_UNKNOWN_NODE = (
+    "'NoneType' object has no attribute 'execute_command'",
+    "'NoneType' object has no attribute 'connection_kwargs'",
+)
+
+
 def _slot_move_error(error: object) -> TryAgainError | None:
     """Return the TryAgainError that ``error`` stands for, if it is redis-py 4015."""
-    if isinstance(error, AttributeError) and "NoneType" in str(error):
+    if isinstance(error, AttributeError) and str(error) in _UNKNOWN_NODE:
         return TryAgainError(
             "a slot is moving to a node the cluster client does not know yet"
         )

@@ -322,3 +322,26 @@ async def test_the_exporter_takes_an_apps_broker_as_taskiq_worker_does(
     exporter = exporters(single_redis, "list", unique, app=f"{APP_MODULE}:broker")
     samples = parse(await asyncio.to_thread(exporter.scrape))
     assert samples[("taskiq_redis_queue_dead", unique)] == 1
+
+
+async def test_a_queue_that_cannot_be_read_is_counted_and_the_rest_reported(
+    single_redis: LocalTopology, unique: str
+) -> None:
+    nowhere = LocalTopology(
+        kind="single", url=f"redis://127.0.0.1:{local_redis.free_port()}"
+    )
+    reachable = LIST_QUEUE.build(single_redis, queue_name=unique)
+    unreachable = LIST_QUEUE.build(nowhere, queue_name=f"{unique}-gone")
+    await send(reachable, "here")
+    collector = QueueCollector(reachable, unreachable, timeout=2)
+    registry = CollectorRegistry()
+    registry.register(collector)  # describes nothing: registering reads no Redis
+    try:
+        samples = parse((await asyncio.to_thread(generate_latest, registry)).decode())
+    finally:
+        collector.close()
+        await reachable.shutdown()
+        await unreachable.shutdown()
+    assert samples[("taskiq_redis_queue_ready", unique)] == 1
+    assert ("taskiq_redis_queue_ready", f"{unique}-gone") not in samples
+    assert samples[("taskiq_redis_scrape_errors", "")] == 1

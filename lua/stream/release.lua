@@ -1,5 +1,7 @@
 #!lua flags=allow-oom
 --[[ release: let the group take over at once entries this consumer will not finish.
+  They move to the group's consumer "(released)", idle, so that the consumer of a
+  worker that stops holds nothing and can leave the group.
   KEYS[1] stream      STREAM  the queue
   KEYS[2] lock        STRING  the group's claim lock; deleted so the next claim runs
   ARGV[1] group
@@ -41,7 +43,7 @@ for i = 5, #ARGV - 1, 2 do
     if ARGV[4] == "1" then
       count = math.max(0, count - 1)
     end
-    rcall("XCLAIM", stream, group, consumer, 0, id, "IDLE", ARGV[3],
+    rcall("XCLAIM", stream, group, "(released)", 0, id, "IDLE", ARGV[3],
       "RETRYCOUNT", count, "JUSTID")
     released = released + 1
   end
