@@ -120,15 +120,13 @@ class Resharder:
                         "CLUSTER", "SETSLOT", slot, "NODE", target_id
                     )
 
-    def there_and_back(self, slots: list[int]) -> None:
-        """Move ``slots`` to a new primary and back, then remove the primary."""
+    def there_and_back(self, slots: list[int], joined: RedisProcess) -> None:
+        """Move ``slots`` to the primary ``joined`` and back to where they were."""
         owners = {slot: self.owner(slot) for slot in slots}
-        joined = self.add_primary()
         for slot in slots:
             self.move(slot, joined)
         for slot in slots:
             self.move(slot, owners[slot])
-        self.remove(joined)
 
     def redirections(self) -> dict[str, int]:
         """How often the nodes answered ASK and TRYAGAIN (``INFO errorstats``)."""
@@ -183,27 +181,35 @@ async def test_queue_and_result_slots_move_away_and_back_under_a_running_worker(
             for _, task in sent[-10:]  # results not written yet
         }
         refused: list[Exception] = []
+        moved = asyncio.Event()
 
-        async def keep_kicking() -> None:
-            for n in range(TASKS, TASKS + 100):
+        async def keep_kicking() -> int:
+            """Kick until the slots are back; return how many kicks were made."""
+            n = TASKS
+            while not moved.is_set():
                 try:
                     sent.append((n, await app.record.kiq(n, pause=0.01)))
                 except SendTaskError as error:  # raised: the caller knows
                     refused.append(error)
+                n += 1
                 await asyncio.sleep(0.02)
+            return n - TASKS
 
-        kicking = asyncio.ensure_future(keep_kicking())
         resharder = Resharder(own_cluster, tmp_path)
+        joined = await asyncio.to_thread(resharder.add_primary)
+        kicking = asyncio.ensure_future(keep_kicking())
         await asyncio.to_thread(
-            resharder.there_and_back, [queue_slot, *sorted(result_slots)]
+            resharder.there_and_back, [queue_slot, *sorted(result_slots)], joined
         )
-        await kicking
+        moved.set()
+        kicked = await kicking
+        await asyncio.to_thread(resharder.remove, joined)
         met = resharder.redirections()
         assert met["ASK"] + met["TRYAGAIN"] > 0, met  # calls met the half-moved slots
         for n, task in sent:  # every kick that returned landed and ran
             result = await task.wait_result(timeout=60)
             assert (n, result.return_value) == (n, 2 * n), worker.output()
-        assert len(sent) + len(refused) == TASKS + 100
+        assert len(sent) + len(refused) == TASKS + kicked
         ran = await executions(app)
         assert sorted(set(ran)) == sorted(n for n, _ in sent)  # and nothing else
         assert len(ran) == len(set(ran)), "a task ran twice"
