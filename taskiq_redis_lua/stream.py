@@ -67,6 +67,8 @@ _RELEASED_IDLE_MS = 2**40
 _DEAD_PAGE_LIMIT = 10_000
 #: Most messages one kick pipeline sends (concurrent kicks share a round trip).
 _KICK_BATCH = 100
+#: Seconds stopping waits for a claim call that is out.
+_CLAIM_GRACE = 2.0
 #: Consumers (gone workers) one claim deletes at most.
 _CONSUMERS_DELETED_PER_CLAIM = 10
 #: Errors that leave a group's creation for a later attempt.
@@ -155,6 +157,8 @@ class _Fetcher:
         self.claimed: list[Delivery] = []
         self.claimed_event = asyncio.Event()
         self.hungry = False  # waiting for work: claims may take some over
+        self.claiming = False  # a claim call is out: stopping waits for its reply
+        self.closing = False
         self.claimer = asyncio.create_task(self._claim_forever())
 
     async def next_batch(self) -> list[Delivery]:
@@ -183,8 +187,15 @@ class _Fetcher:
         return entries
 
     async def close(self) -> None:
-        """Stop claiming and reading; what was fetched is held, for giving back."""
+        """Stop claiming and reading; what was fetched is held, for giving back.
+
+        A claim call that is out is let finish (bounded): cut off, what it took over
+        would stay with this consumer, unreported, until ``idle_timeout``.
+        """
         self.hungry = False
+        self.closing = True  # the claim loop ends after the call that is out
+        if self.claiming:
+            await asyncio.wait({self.claimer}, timeout=_CLAIM_GRACE)
         await stop_task(self.claimer)
         for read in self.reads.values():
             read.cancel()
@@ -271,16 +282,21 @@ class _Fetcher:
         backoff = Backoff(f"claiming on {broker.queue_name}", logger)
         loop = asyncio.get_running_loop()
         wake_at = loop.time()
-        while True:
+        while not self.closing:
             await asyncio.sleep(max(0.0, wake_at - loop.time()))
             wake_at = loop.time() + broker.claim_interval
             for stream in broker.streams:
+                if self.closing:
+                    return
                 try:
+                    self.claiming = True
                     next_due, taken = await self._claim(stream, take_over=self.hungry)
                 except RETRYABLE as error:
+                    self.claiming = False
                     await backoff.failed(error)
                     continue
                 except ResponseError as error:
+                    self.claiming = False
                     raise_if_cancelled()
                     if not _is_nogroup(error):
                         logger.exception("Claiming on %s failed", stream)
@@ -288,6 +304,7 @@ class _Fetcher:
                     with contextlib.suppress(*_GROUP_ERRORS):
                         await broker._create_group(stream)
                     continue
+                self.claiming = False
                 backoff.succeeded()
                 if taken:
                     self.claimed.extend(taken)
@@ -379,15 +396,20 @@ class _StreamBroker(ReliableBroker):
         options.shorter_than_socket_timeout(
             "xread_block", self.block / 1000, endpoint.socket_timeout
         )
-        #: The claim lock lets one worker claim per claim interval; a longer
-        #: unacknowledged_lock_timeout must not slow recovery down, a shorter one
-        #: caps how long a lock may live.
-        self._lock_ms = max(
-            1, round(min(self.claim_interval, self.unacknowledged_lock_timeout) * 1000)
-        )
         self._kicks: Batcher[str, bytes | str, Any] = Batcher(
             self._kick_batch, _KICK_BATCH
         )
+
+    @property
+    def _lock_ms(self) -> int:
+        """How long the claim lock lives (ms).
+
+        It lets one worker claim per claim interval; a longer
+        ``unacknowledged_lock_timeout`` must not slow recovery down, a shorter one
+        caps how long a lock may live.
+        """
+        lifetime = min(self.claim_interval, self.unacknowledged_lock_timeout)
+        return max(1, round(lifetime * 1000))
 
     @property
     def streams(self) -> list[str]:
