@@ -6,8 +6,9 @@ throughput, end-to-end throughput through a real ``taskiq worker`` process with 
 without results (worker and Redis CPU per task), client round trips per task
 (MONITOR lines not from Lua), keys left without a TTL, kiq→result latency, commands
 of an idle worker and how fast it stops on Ctrl-C, pop cost at a small and a large
-backlog, schedule fetches, Redis CPU per kick, and bytes per queued message (plain,
-with a priority, delayed). Prints one table with ratios
+backlog, schedule fetches, Redis CPU per kick, bytes per queued message (plain,
+with a priority, delayed), and end-to-end throughput with two worker processes.
+Prints one table with ratios
 ours/theirs and writes the numbers as JSON. ``--quick`` is a smoke run.
 """
 
@@ -50,7 +51,7 @@ VARIANTS = bench_app.VARIANTS
 REDIS_VARIANTS = VARIANTS[:4]
 OURS = ("ours-list", "ours-stream")
 LISTS = ("ours-list", "theirs-list")
-GROUPS = ("kick", "e2e", "trips", "latency", "pop", "schedule", "memory")
+GROUPS = ("kick", "e2e", "workers", "trips", "latency", "pop", "schedule", "memory")
 READY_WAIT = 1.0
 POPS = 200
 
@@ -116,6 +117,10 @@ def measures(config: Config) -> list[Measure]:
             Measure(f"e2e_{tag}_redis", "  Redis CPU µs/task", "e2e", VARIANTS, True),
         ]
     rows += [
+        Measure(
+            "e2e_w2_rate", "tasks/s e2e, --workers 2, results", "workers", VARIANTS
+        ),
+        Measure("e2e_w2_frac", "  fraction of ceiling", "workers", VARIANTS),
         Measure("trips", "client round trips/task", "trips", REDIS_VARIANTS),
         Measure("no_ttl", "keys without TTL (default run)", "trips", REDIS_VARIANTS),
     ]
@@ -294,8 +299,10 @@ class WorkerRun:
             "BENCH_RESULT_TTL": str(settings.get("result_ttl") or ""),
             "BENCH_READY_WAIT": str(settings.get("ready_wait") or ""),
             "BENCH_REDIS_CPU": "1" if settings.get("redis_cpu", True) else "0",
+            "BENCH_WORKERS": str(settings.get("workers", 1)),
         }
-        command = ["worker", "scripts.bench_app:broker", "--workers", "1"]
+        workers = str(settings.get("workers", 1))
+        command = ["worker", "scripts.bench_app:broker", "--workers", workers]
         self.popen = subprocess.Popen(
             [
                 str(TASKIQ),
@@ -470,6 +477,26 @@ async def measure_e2e(bench: Bench, variant: str, *, results: bool) -> None:
     redis_cpu = (last["redis_cpu"] - first["redis_cpu"]) / n * 1e6
     bench.results.add(f"e2e_{tag}_redis", variant, redis_cpu)
     log(f"e2e {variant} {tag}: {rate:,.0f} tasks/s")
+
+
+async def measure_two_workers(bench: Bench, variant: str) -> None:
+    """Drain ``n`` preloaded tasks, with results, by ``--workers 2``: the rate."""
+    n, ttl = bench.config.n, bench.config.result_ttl
+    await bench.flush()
+    await preload(bench, variant, n, results=True, result_ttl=ttl)
+    worker = WorkerRun(
+        bench, variant, f"w2-{variant}", n, result_ttl=ttl, workers=2, redis_cpu=False
+    )
+    try:
+        report = await worker.wait_report(timeout=60 + n / 50)
+    finally:
+        await worker.stop()
+    if report is None:
+        bench.results.note(f"--workers 2 {variant}: no report; {worker.errors()}")
+        return
+    rate = n / (report["last"]["time"] - report["first"]["time"])
+    bench.results.add("e2e_w2_rate", variant, rate)
+    log(f"e2e --workers 2 {variant}: {rate:,.0f} tasks/s")
 
 
 async def measure_trips(bench: Bench, variant: str) -> None:
@@ -720,6 +747,13 @@ async def run_e2e(bench: Bench) -> None:
                 await measure_e2e(bench, variant, results=results)
 
 
+async def run_workers(bench: Bench) -> None:
+    """End-to-end runs with results by two worker processes, variants interleaved."""
+    for _ in range(bench.config.repeat):
+        for variant in chosen(bench, VARIANTS):
+            await measure_two_workers(bench, variant)
+
+
 async def run_trips(bench: Bench) -> None:
     """Round trips and keys without TTL, once per Redis variant."""
     for variant in chosen(bench, REDIS_VARIANTS):
@@ -759,6 +793,7 @@ async def run_latency(bench: Bench) -> None:
 RUNNERS: dict[str, Callable[[Bench], Awaitable[None]]] = {
     "kick": run_kicks,
     "e2e": run_e2e,
+    "workers": run_workers,
     "trips": run_trips,
     "latency": run_latency,
     "pop": run_pops,
@@ -773,7 +808,7 @@ def derive(results: Results) -> None:
     Absolute figures swing between runs on a shared machine; a ratio to the ceiling
     measured moments apart swings less.
     """
-    for tag in ("res", "bare"):
+    for tag in ("res", "bare", "w2"):
         for measured, derived in (("rate", "frac"), ("cpu", "cpux")):
             samples = results.samples.get(f"e2e_{tag}_{measured}", {})
             ceiling = samples.get("ceiling", [])

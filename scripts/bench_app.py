@@ -159,6 +159,9 @@ class Settings:
     total: int
     report: Path | None
     redis_cpu: bool
+    #: Worker processes sharing the work: above one they meet in Redis to know
+    #: when the last task is done (and the ceiling's each yield their share).
+    workers: int = 1
 
 
 def settings_from_env() -> Settings:
@@ -176,7 +179,12 @@ def settings_from_env() -> Settings:
         total=int(env("BENCH_N", "1000")),
         report=Path(report) if report else None,
         redis_cpu=env("BENCH_REDIS_CPU", "1") == "1",
+        workers=int(env("BENCH_WORKERS", "1")),
     )
+
+
+#: Keys the worker processes of one run meet at (several processes only).
+_FIRST, _DONE = "bench:first", "bench:done"
 
 
 def _cpu_seconds() -> float:
@@ -213,17 +221,38 @@ class Recorder(TaskiqMiddleware):
         if self.first is None:
             self.first = {}
             await self._mark(self.first)
+            if self.settings.workers > 1:  # the first of all processes counts
+                await self._shared().set(_FIRST, self.first["time"], nx=True)
         return message
+
+    def _shared(self) -> aioredis.Redis:
+        if self._redis is None:
+            self._redis = aioredis.Redis.from_url(self.settings.url)
+        return self._redis
 
     async def post_save(
         self, message: TaskiqMessage, result: TaskiqResult[Any]
     ) -> None:
         """Note when the task's result was saved; report at the Nth one."""
         self.stored[message.task_id] = time.time()
+        if self.settings.workers > 1:
+            await self._report_shared()
+            return
         if len(self.stored) == self.settings.total:
             last: dict[str, float] = {}
             await self._mark(last)
             self._write({"first": self.first, "last": last, "stored": self.stored})
+
+    async def _report_shared(self) -> None:
+        """With several processes: the one that saves the Nth result reports the
+        time from the first task of any process (no CPU: it is split)."""
+        shared = self._shared()
+        if await shared.incr(_DONE) != self.settings.total:
+            return
+        first = float(await shared.get(_FIRST) or 0)
+        stored = dict.fromkeys(range(self.settings.total), 0.0)
+        self._write({"first": {"time": first}, "last": {"time": time.time()},
+                     "stored": stored})  # fmt: skip
 
     def _write(self, report: dict[str, Any]) -> None:
         if self.settings.report is None:
@@ -240,6 +269,6 @@ broker = build_broker(
     results=settings.results,
     result_ttl=settings.result_ttl,
     ready_wait=settings.ready_wait,
-    count=settings.total,
+    count=settings.total // settings.workers,
 ).with_middlewares(Recorder(settings))
 add_noop(broker)

@@ -138,5 +138,7 @@ async def test_a_black_hole_is_noticed_and_left_within_the_socket_timeout(
     # A call sent into the hole is given up after the socket timeout; the worker
     # then backs off (at most 5 s) and reconnects.
     assert recovered_after[0] < SOCKET_TIMEOUT + 5 + 1, worker.output()
+    # A line per loop that met the hole (none if only the tasks' own writes did,
+    # which redis-py retries quietly), not one per attempt.
     lines = outage_lines(worker)
-    assert 1 <= len(lines) <= 6, lines  # one per loop that met it, not per attempt
+    assert len(lines) <= 6, lines
