@@ -381,6 +381,14 @@ async def preload(bench: Bench, variant: str, count: int, **settings: Any) -> No
         await client.shutdown()
 
 
+async def drained(worker: WorkerRun, n: int) -> dict[str, Any] | None:
+    """Wait for the report of ``worker`` draining ``n`` tasks; stop it either way."""
+    try:
+        return await worker.wait_report(timeout=60 + n / 50)
+    finally:
+        await worker.stop()
+
+
 # -- measures -----------------------------------------------------------------------
 
 
@@ -458,10 +466,7 @@ async def measure_e2e(bench: Bench, variant: str, *, results: bool) -> None:
     worker = WorkerRun(
         bench, variant, f"e2e-{variant}-{tag}", n, results=results, result_ttl=ttl
     )
-    try:
-        report = await worker.wait_report(timeout=60 + n / 50)
-    finally:
-        await worker.stop()
+    report = await drained(worker, n)
     finished = report is not None and len(report["stored"]) == n
     bench.results.runs.append(
         {"variant": variant, "results": results, "n": n, "finished": finished}
@@ -487,10 +492,7 @@ async def measure_two_workers(bench: Bench, variant: str) -> None:
     worker = WorkerRun(
         bench, variant, f"w2-{variant}", n, result_ttl=ttl, workers=2, redis_cpu=False
     )
-    try:
-        report = await worker.wait_report(timeout=60 + n / 50)
-    finally:
-        await worker.stop()
+    report = await drained(worker, n)
     if report is None:
         bench.results.note(f"--workers 2 {variant}: no report; {worker.errors()}")
         return
@@ -506,10 +508,7 @@ async def measure_trips(bench: Bench, variant: str) -> None:
     async with Monitor(bench) as monitor:
         await preload(bench, variant, n, results=True)
         worker = WorkerRun(bench, variant, f"trips-{variant}", n, redis_cpu=False)
-        try:
-            report = await worker.wait_report(timeout=60 + n / 50)
-        finally:
-            await worker.stop()
+        report = await drained(worker, n)
     if report is None:
         bench.results.note(f"trips {variant}: no report; {worker.errors()}")
         return

@@ -184,6 +184,13 @@ async def listen() -> AsyncIterator[Listen]:
         await listener.close()
 
 
+@pytest.fixture(params=["list", "stream"])
+def family(request: pytest.FixtureRequest) -> str:
+    """Each reliable queue family in turn (a module may define its own)."""
+    name: str = request.param
+    return name
+
+
 @pytest.fixture
 def unique() -> str:
     """A fresh name, so that tests never share keys."""

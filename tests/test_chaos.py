@@ -71,12 +71,6 @@ async def crash_and_restart(process: RedisProcess, down: float) -> RedisProcess:
     return await asyncio.to_thread(process.restart)
 
 
-@pytest.fixture(params=["list", "stream"])
-def family(request: pytest.FixtureRequest) -> str:
-    name: str = request.param
-    return name
-
-
 @pytest.fixture
 def durable(tmp_path: Path) -> Iterator[DurableRedis]:
     server = DurableRedis(tmp_path / "redis")

@@ -35,12 +35,6 @@ TASKS = 100
 SOCKET_TIMEOUT = 3.0
 
 
-@pytest.fixture(params=["list", "stream"])
-def family(request: pytest.FixtureRequest) -> str:
-    name: str = request.param
-    return name
-
-
 @pytest.fixture
 async def proxy(tmp_path: Path) -> AsyncIterator[FaultyProxy]:
     server = local_redis.start_server(tmp_path / "redis")

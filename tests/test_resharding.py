@@ -155,12 +155,6 @@ def own_cluster(tmp_path: Path) -> Iterator[LocalTopology]:
     target.stop()
 
 
-@pytest.fixture(params=["list", "stream"])
-def family(request: pytest.FixtureRequest) -> str:
-    name: str = request.param
-    return name
-
-
 async def test_queue_and_result_slots_move_away_and_back_under_a_running_worker(
     own_cluster: LocalTopology,
     family: str,
