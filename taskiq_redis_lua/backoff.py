@@ -45,7 +45,6 @@ RETRYABLE: tuple[type[Exception], ...] = (
     BusyLoadingError,
     ClusterDownError,
     ClusterError,
-    ClusterError,
     TryAgainError,
     ReadOnlyError,
     OSError,

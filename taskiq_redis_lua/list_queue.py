@@ -40,7 +40,7 @@ from taskiq_redis_lua.reliable import (
     flat,
     text,
 )
-from taskiq_redis_lua.stats import ListQueueStats, Totals
+from taskiq_redis_lua.stats import ListQueueStats, totals_and_age
 
 logger = logging.getLogger("taskiq_redis_lua.list_queue")
 
@@ -360,7 +360,7 @@ class _ListQueue(ReliableBroker):
         keys = self._keys_of(queue)
         reply = await scripts.run(self.endpoint.client, _STATS, keys)
         now, ready, delayed, in_flight, dead, lease, due, used = reply[:8]
-        kicked, acked, redelivered, dead_lettered, age_ms = reply[8:]
+        totals, age = totals_and_age(reply[8:])
 
         def seconds_from_now(moment: int) -> float | None:
             return None if int(moment) < 0 else (int(moment) - int(now)) / 1000
@@ -375,10 +375,8 @@ class _ListQueue(ReliableBroker):
                 next_lease_expiry=seconds_from_now(lease),
                 next_delayed_due=seconds_from_now(due),
                 exists=bool(int(used)),
-                oldest_ready_age=None if int(age_ms) < 0 else int(age_ms) / 1000,
-                totals=Totals(
-                    int(kicked), int(acked), int(redelivered), int(dead_lettered)
-                ),
+                oldest_ready_age=age,
+                totals=totals,
             )
         ]
 

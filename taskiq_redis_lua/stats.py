@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -18,6 +19,13 @@ class Totals:
     redelivered: int = 0
     #: Messages that became dead letters.
     dead_lettered: int = 0
+
+
+def totals_and_age(reply: Sequence[Any]) -> tuple[Totals, float | None]:
+    """Read the totals and the oldest ready age (ms, -1: none) ending a stats reply."""
+    kicked, acked, redelivered, dead_lettered, age_ms = (int(n) for n in reply)
+    age = None if age_ms < 0 else age_ms / 1000
+    return Totals(kicked, acked, redelivered, dead_lettered), age
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from taskiq_redis_lua.reliable import (
     ReliableMessage,
     text,
 )
-from taskiq_redis_lua.stats import ConsumerStats, StreamStats, Totals
+from taskiq_redis_lua.stats import ConsumerStats, StreamStats, totals_and_age
 
 logger = logging.getLogger("taskiq_redis_lua.stream")
 
@@ -103,7 +103,7 @@ def _read_entries(reply: Any) -> list[Delivery]:
 def _snapshot(stream: str, group: str, reply: Sequence[Any]) -> StreamStats:
     """Turn a reply of ``stream/stats.lua`` into a snapshot."""
     length, delayed, dead, found, pending, lag, _, consumers = reply[:8]
-    kicked, acked, redelivered, dead_lettered, age_ms = reply[8:]
+    totals, age = totals_and_age(reply[8:])
     return StreamStats(
         queue=stream,
         group=group,
@@ -121,8 +121,8 @@ def _snapshot(stream: str, group: str, reply: Sequence[Any]) -> StreamStats:
             )
             for i in range(0, len(consumers), 3)
         ],
-        oldest_ready_age=None if int(age_ms) < 0 else int(age_ms) / 1000,
-        totals=Totals(int(kicked), int(acked), int(redelivered), int(dead_lettered)),
+        oldest_ready_age=age,
+        totals=totals,
     )
 
 
