@@ -130,6 +130,7 @@ class ListQueueKeys:
     """The keys of one list queue, all in the slot of the queue name."""
 
     seq: str
+    queue: str
     msgs: str
     ready: str
     delayed: str
@@ -147,6 +148,7 @@ def list_queue_keys(queue_name: str) -> ListQueueKeys:
     """Return the keys of the list queue ``queue_name``."""
     return ListQueueKeys(
         seq=companion_key(queue_name, "seq"),
+        queue=companion_key(queue_name, "queue"),
         msgs=companion_key(queue_name, "msgs"),
         ready=companion_key(queue_name, "ready"),
         delayed=companion_key(queue_name, "delayed"),

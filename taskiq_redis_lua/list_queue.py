@@ -45,6 +45,7 @@ from taskiq_redis_lua.stats import ListQueueStats, totals_and_age
 logger = logging.getLogger("taskiq_redis_lua.list_queue")
 
 _KICK = scripts.script("queue/kick")
+_KICK_SORTED = scripts.script("queue/kick_sorted")
 _POP = scripts.script("queue/pop")
 _ACK = scripts.script("queue/ack")
 _EXTEND = scripts.script("queue/extend")
@@ -70,6 +71,10 @@ _MIN_VISIBILITY_TIMEOUT = 0.1
 _NOW = 0.001
 #: Most messages one kick call stores (concurrent kicks share a call).
 _KICK_BATCH = 100
+
+
+#: A message to kick: payload, priority, delay (ms).
+_Kicked = tuple[bytes | str, int, int]
 
 
 class QueueMessage(ReliableMessage):
@@ -174,7 +179,8 @@ class _ListQueue(ReliableBroker):
     """The list queue broker. The public classes differ only in how they connect."""
 
     _family_scripts: ClassVar[Sequence[scripts.Script]] = (
-        _KICK, _POP, _ACK, _EXTEND, _RELEASE, _BURY, _REQUEUE, _PURGE, _DEAD, _STATS,
+        _KICK, _KICK_SORTED, _POP, _ACK, _EXTEND, _RELEASE, _BURY, _REQUEUE, _PURGE,
+        _DEAD, _STATS,
     )  # fmt: skip
     _message_type = QueueMessage
     _log = logger
@@ -211,9 +217,7 @@ class _ListQueue(ReliableBroker):
         )
         endpoint.require_connections(2, "a waiting worker holds one connection")
         self._keys = list_queue_keys(self.queue_name)
-        self._kicks: Batcher[str, tuple[bytes | str, int, int], str] = Batcher(
-            self._kick_batch, _KICK_BATCH
-        )
+        self._kicks: Batcher[str, _Kicked, str] = Batcher(self._kick_batch, _KICK_BATCH)
 
     def _keys_of(self, queue: str) -> ListQueueKeys:
         """Return the keys of ``queue`` (the broker's own are computed once)."""
@@ -240,16 +244,40 @@ class _ListQueue(ReliableBroker):
         )
 
     async def _kick_batch(
-        self, queue_name: str, messages: list[tuple[bytes | str, int, int]]
-    ) -> list[str]:
+        self, queue_name: str, messages: list[_Kicked]
+    ) -> list[str | BaseException]:
+        """Queue a batch, one call per kind of message.
+
+        Messages without priority or delay go on the list, the others into the
+        sorted sets. Each message gets its id, or the error of its own call.
+        """
         keys = self._keys_of(queue_name)
-        ids = await scripts.run(
-            self.endpoint.client,
-            _KICK,
-            keys,
-            [part for message in messages for part in message],
-        )
-        return [text(message_id) for message_id in ids]
+        plain = [i for i, (_, rank, delay) in enumerate(messages) if not rank | delay]
+        others = [i for i, (_, rank, delay) in enumerate(messages) if rank | delay]
+        found: dict[int, str | BaseException] = {}
+        for group, kick in ((plain, self._kick_plain), (others, self._kick_sorted)):
+            if group:
+                try:
+                    ids = await kick(keys, [messages[i] for i in group])
+                except Exception as error:  # noqa: BLE001 - it fails its group only
+                    found.update(dict.fromkeys(group, error))
+                else:
+                    found.update(zip(group, ids, strict=True))
+        return [found[i] for i in range(len(messages))]
+
+    async def _kick_plain(
+        self, keys: ListQueueKeys, messages: list[_Kicked]
+    ) -> list[str]:
+        payloads = [payload for payload, _, _ in messages]
+        first = int(await scripts.run(self.endpoint.client, _KICK, keys, payloads))
+        return [f"{first + n:016d}:0" for n in range(len(messages))]
+
+    async def _kick_sorted(
+        self, keys: ListQueueKeys, messages: list[_Kicked]
+    ) -> list[str]:
+        args = [part for message in messages for part in message]
+        reply = await scripts.run(self.endpoint.client, _KICK_SORTED, keys, args)
+        return [text(message_id) for message_id in reply]
 
     # -- receiving ---------------------------------------------------------------
 

@@ -83,7 +83,7 @@ class ListFamily(FamilyUnderTest):
 
     async def leftovers(self) -> dict[str, int]:
         k, client = self.raw.k, self.raw.client
-        keys = (k.ready, k.inflight, k.msgs, k.deliveries, k.delayed)
+        keys = (k.queue, k.ready, k.inflight, k.msgs, k.deliveries, k.delayed)
         return {key: 1 for key in keys if await client.exists(key)}
 
     @staticmethod

@@ -9,7 +9,8 @@ from taskiq_redis_lua import topology as topo
 from taskiq_redis_lua.keys import ListQueueKeys, list_queue_keys
 
 S = {name: scripts.script(f"queue/{name}") for name in (
-    "kick", "pop", "ack", "extend", "release", "bury", "requeue", "purge", "dead",
+    "kick", "kick_sorted", "pop", "ack", "extend", "release", "bury", "requeue",
+    "purge", "dead",
 )}  # fmt: skip
 
 
@@ -21,12 +22,22 @@ class Queue:
         self.k: ListQueueKeys = list_queue_keys(name)
 
     async def kick(self, payload: str, priority: int = 0, delay_ms: int = 0) -> str:
-        [message_id] = await self.kick_many((payload, priority, delay_ms))
+        """Kick one message with the script the broker would use for it."""
+        if priority == 0 and delay_ms == 0:
+            [message_id] = await self.kick_plain(payload)
+        else:
+            [message_id] = await self.kick_many((payload, priority, delay_ms))
         return message_id
 
+    async def kick_plain(self, *payloads: str) -> list[str]:
+        """kick.lua: messages onto the list."""
+        first = await scripts.run(self.client, S["kick"], self.k, list(payloads))
+        return [f"{first + n:016d}:0" for n in range(len(payloads))]
+
     async def kick_many(self, *messages: tuple[Any, Any, Any]) -> list[str]:
+        """kick_sorted.lua: (payload, priority, delay ms) triples."""
         args = [part for message in messages for part in message]
-        reply = await scripts.run(self.client, S["kick"], self.k, args)
+        reply = await scripts.run(self.client, S["kick_sorted"], self.k, args)
         return [item.decode() for item in reply]
 
     async def ack_flags(self, *pairs: Any) -> list[int]:

@@ -171,14 +171,14 @@ async def test_a_bad_priority_label_is_refused_before_anything_is_stored(
 ) -> None:
     with pytest.raises(ValueError, match="priority"):
         await send(make_queue(), "x", **labels)
-    assert await raw.client.exists(raw.k.msgs) == 0
+    assert await raw.client.exists(raw.k.msgs, raw.k.queue) == 0
 
 
 async def test_a_message_whose_payload_vanished_is_buried(
     make_queue: MakeQueue, listen: Listen, raw: Queue
 ) -> None:
     broker = make_queue()
-    await send(broker, "lost")
+    await send(broker, "lost", priority=1)  # waits with its payload in msgs
     await raw.client.delete(raw.k.msgs)
     await send(broker, "kept")
     listener = listen(broker)

@@ -22,8 +22,27 @@ async def test_kick_gives_ordered_ids_that_carry_the_priority(queue: Queue) -> N
     second = await queue.kick("b", priority=-3)
     assert first == "0000000000000001:0"
     assert second == "0000000000000002:-3"
-    assert await queue.client.hget(queue.k.msgs, first) == b"a"
     assert await queue.client.zscore(queue.k.marker, "0") == 0
+
+
+async def test_a_message_without_priority_or_delay_waits_as_two_list_elements(
+    queue: Queue,
+) -> None:
+    assert await queue.kick("a") == "0000000000000001:0"
+    assert await queue.client.lrange(queue.k.queue, 0, -1) == [b"a", b"1"]
+    assert await queue.client.exists(queue.k.msgs, queue.k.ready) == 0
+
+
+async def test_a_message_with_a_priority_or_a_delay_keeps_its_payload_in_msgs(
+    queue: Queue,
+) -> None:
+    urgent = await queue.kick("urgent", priority=2)
+    later = await queue.kick("later", delay_ms=60_000)
+    assert await queue.client.hmget(queue.k.msgs, [urgent, later]) == [
+        b"urgent",
+        b"later",
+    ]
+    assert await queue.client.exists(queue.k.queue) == 0
 
 
 async def test_a_delayed_kick_sets_the_marker_to_its_due_time_unless_sooner(
@@ -48,15 +67,35 @@ async def test_kick_refuses_priorities_and_delays_that_are_not_whole_numbers(
         await queue.kick("a", priority="high")  # type: ignore[arg-type]
     with pytest.raises(ScriptReplyError, match="TRL_BADARG"):
         await queue.kick("a", delay_ms=-5)
-    assert await queue.client.exists(queue.k.msgs) == 0
+    assert await queue.client.exists(queue.k.msgs, queue.k.queue) == 0
 
 
-async def test_one_kick_call_stores_many_messages_in_order(queue: Queue) -> None:
-    ids = await queue.kick_many(("a", 0, 0), ("b", 2, 0), ("c", 0, 60_000))
-    assert ids == ["0000000000000001:0", "0000000000000002:2", "0000000000000003:0"]
-    assert await queue.client.hmget(queue.k.msgs, ids) == [b"a", b"b", b"c"]
-    ready = await queue.client.zrange(queue.k.ready, 0, -1)
-    assert ready == [b"0000000000000002:2", b"0000000000000001:0"]
+async def test_one_kick_call_puts_many_messages_on_the_list_in_order(
+    queue: Queue,
+) -> None:
+    ids = await queue.kick_plain("a", "b", "c")
+    assert ids == [f"000000000000000{n}:0" for n in (1, 2, 3)]
+    tail_first = await queue.client.lrange(queue.k.queue, 0, -1)
+    assert tail_first[::-1] == [b"1", b"a", b"2", b"b", b"3", b"c"]
+    assert await queue.client.zscore(queue.k.marker, "0") == 0
+    assert await queue.kick("d") == "0000000000000004:0"
+
+
+async def test_kick_refuses_a_call_without_payloads(queue: Queue) -> None:
+    with pytest.raises(ScriptReplyError, match="TRL_BADARG"):
+        await queue.kick_plain()
+    assert await queue.client.exists(queue.k.seq) == 0
+
+
+async def test_one_sorted_kick_call_stores_many_messages_in_order(
+    queue: Queue,
+) -> None:
+    ids = await queue.kick_many(("b", 2, 0), ("c", 0, 60_000), ("put in front", 0, 0))
+    assert ids == ["0000000000000001:2", "0000000000000002:0", "0000000000000003:0"]
+    assert await queue.client.hmget(queue.k.msgs, ids) == [b"b", b"c", b"put in front"]
+    assert await queue.client.zrange(queue.k.ready, 0, -1) == [
+        ids[0].encode(), ids[2].encode(),
+    ]  # fmt: skip
     assert await queue.client.zcard(queue.k.delayed) == 1
     assert await queue.client.zscore(queue.k.marker, "0") == 0
     assert await queue.kick("d") == "0000000000000004:0"
@@ -69,7 +108,7 @@ async def test_a_kick_call_with_one_bad_message_stores_none_of_them(
         await queue.kick_many(("good", 0, 0), ("bad", "high", 0))
     with pytest.raises(ScriptReplyError, match="TRL_BADARG"):
         await queue.kick_many(("only a payload and a priority", 0))  # type: ignore[arg-type]
-    assert await queue.client.exists(queue.k.msgs, queue.k.seq) == 0
+    assert await queue.client.exists(queue.k.msgs, queue.k.queue, queue.k.seq) == 0
 
 
 async def test_pop_hands_out_by_priority_then_arrival_with_a_lease(
@@ -160,15 +199,79 @@ async def test_pop_buries_a_message_delivered_too_often(queue: Queue) -> None:
 
 
 async def test_pop_buries_a_message_whose_payload_is_gone(queue: Queue) -> None:
-    message_id = await queue.kick("lost")
+    message_id = await queue.kick("lost", priority=1)
     await queue.client.hdel(queue.k.msgs, message_id)
     _, handed, buried = await queue.pop()
     assert handed == []
     assert buried == [(message_id, "payload missing")]
 
 
+async def test_pop_buries_a_list_element_pushed_by_hand_and_reads_on(
+    queue: Queue,
+) -> None:
+    first = await queue.kick("first")
+    await queue.client.lpush(queue.k.queue, "pushed by hand")
+    second = await queue.kick("second")
+    _, handed, buried = await queue.pop(n=1)
+    assert [(i, p) for i, _, p in handed] == [(first, b"first")]
+    _, handed, buried = await queue.pop(n=1)
+    assert [(i, p) for i, _, p in handed] == [(second, b"second")]
+    assert buried == [("pushed by hand", "payload missing")]
+    assert await queue.client.exists(queue.k.queue) == 0
+
+
+async def test_pop_buries_a_sequence_without_its_payload(queue: Queue) -> None:
+    await queue.client.lpush(queue.k.queue, "7")
+    _, handed, buried = await queue.pop()
+    assert (handed, buried) == ([], [("0000000000000007:0", "payload missing")])
+
+
+async def test_a_popped_message_keeps_its_payload_in_msgs_while_leased(
+    queue: Queue,
+) -> None:
+    message_id = await queue.kick("work")
+    await queue.pop()
+    assert await queue.client.exists(queue.k.queue) == 0
+    assert await queue.client.hget(queue.k.msgs, message_id) == b"work"
+
+
+async def test_messages_put_back_in_front_pop_before_the_list(queue: Queue) -> None:
+    first = await queue.kick("first")
+    await queue.kick("second")
+    await queue.pop(n=1)
+    await queue.release(first, 1, counted=True)
+    _, handed, _ = await queue.pop(n=2)
+    assert [payload for _, _, payload in handed] == [b"first", b"second"]
+
+
+async def test_a_due_delayed_message_joins_the_back_of_the_list(queue: Queue) -> None:
+    delayed = await queue.kick("delayed", delay_ms=50)
+    await asyncio.sleep(0.06)
+    await queue.kick("waiting")
+    _, handed, _ = await queue.pop(n=1)
+    assert [payload for _, _, payload in handed] == [b"waiting"]
+    assert delayed == "0000000000000001:0"
+    assert await queue.client.lrange(queue.k.queue, 0, -1) == [b"delayed", b"1"]
+    assert await queue.client.hexists(queue.k.msgs, delayed) is False
+
+
+async def test_a_queue_stored_before_the_list_existed_drains_first_in_order(
+    queue: Queue,
+) -> None:
+    old = [f"{n:016d}:0" for n in (1, 2, 3)]  # where kick stored them before the list
+    await queue.client.set(queue.k.seq, 3)
+    await queue.client.hset(queue.k.msgs, mapping={i: f"old {i[-3]}" for i in old})
+    await queue.client.zadd(queue.k.ready, dict.fromkeys(old, 0))
+    new = [await queue.kick(f"new {n}") for n in (4, 5)]
+    _, handed, _ = await queue.pop(n=10)
+    assert [i for i, _, _ in handed] == [*old, *new]
+    assert [payload for _, _, payload in handed] == [
+        b"old 1", b"old 2", b"old 3", b"new 4", b"new 5",
+    ]  # fmt: skip
+
+
 async def test_pop_keeps_at_most_max_dead_letters(queue: Queue) -> None:
-    ids = [await queue.kick(f"m{n}") for n in range(3)]
+    ids = [await queue.kick(f"m{n}", priority=1) for n in range(3)]
     for message_id in ids:
         await queue.client.hdel(queue.k.msgs, message_id)
     await queue.pop(max_dead=2)

@@ -42,6 +42,7 @@ STREAM_KEYS = [
 CASES: dict[str, CliCase] = {
     "queue/stats": CliCase(
         keys=[
+            "Q:queue",
             "Q:ready",
             "Q:delayed",
             "Q:inflight",
@@ -51,10 +52,11 @@ CASES: dict[str, CliCase] = {
             "Q:epochs",
         ],
         args=[],
-        prints=r"\d+\n1\n0\n0\n0\n-1\n-1\n1\n1\n3\n0\n0\n\d+",
+        prints=r"\d+\n2\n0\n0\n0\n-1\n-1\n1\n2\n3\n0\n0\n\d+",
         before=[
             ["ZADD", "Q:ready", "0", ID],
-            ["SET", "Q:seq", "1"],
+            ["LPUSH", "Q:queue", "2", "payload"],
+            ["SET", "Q:seq", "2"],
             ["HSET", "Q:counters", "acked", "3"],
             ["ZADD", "Q:epochs", "1", "1700000000"],
         ],
@@ -188,17 +190,28 @@ CASES: dict[str, CliCase] = {
         ],
     ),
     "queue/kick": CliCase(
-        keys=["Q:seq", "Q:msgs", "Q:ready", "Q:delayed", "Q:marker", "Q:epochs"],
-        args=["payload", "0", "0"],
-        prints=ID,
+        keys=["Q:seq", "Q:queue", "Q:marker", "Q:epochs"],
+        args=["payload"],
+        prints="1",
         after=[
-            (["HGET", "Q:msgs", ID], "payload"),
-            (["ZSCORE", "Q:ready", ID], "0"),
+            (["LRANGE", "Q:queue", "0", "-1"], "payload\n1"),
+            (["ZSCORE", "Q:marker", "0"], "0"),
+            (["ZCARD", "Q:epochs"], "1"),
+        ],
+    ),
+    "queue/kick_sorted": CliCase(
+        keys=["Q:seq", "Q:msgs", "Q:ready", "Q:delayed", "Q:marker", "Q:epochs"],
+        args=["payload", "3", "0"],
+        prints="0000000000000001:3",
+        after=[
+            (["HGET", "Q:msgs", "0000000000000001:3"], "payload"),
+            (["ZSCORE", "Q:ready", "0000000000000001:3"], "-3"),
             (["ZCARD", "Q:epochs"], "1"),
         ],
     ),
     "queue/pop": CliCase(
         keys=[
+            "Q:queue",
             "Q:ready",
             "Q:delayed",
             "Q:inflight",
@@ -211,8 +224,8 @@ CASES: dict[str, CliCase] = {
         ],
         args=["30000", "10", "5", "1000", "100"],
         prints=rf"\d+\n\d+\n{ID}\n1\npayload",
-        before=[["HSET", "Q:msgs", ID, "payload"], ["ZADD", "Q:ready", "0", ID]],
-        after=[(["ZCARD", "Q:inflight"], "1"), (["HGET", "Q:deliveries", ID], "1")],
+        before=[["LPUSH", "Q:queue", "1", "payload"]],
+        after=[(["ZCARD", "Q:inflight"], "1"), (["HGET", "Q:msgs", ID], "payload")],
     ),
     "queue/ack": CliCase(
         keys=["Q:ready", "Q:inflight", "Q:msgs", "Q:deliveries", "Q:counters"],

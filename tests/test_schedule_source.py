@@ -315,9 +315,11 @@ async def test_two_scheduler_loops_send_each_fire_time_once(
     await asyncio.gather(*loops, return_exceptions=True)
     sent = Counter(
         json.loads(payload)["labels"]["schedule_id"]
-        for payload in await brokers[0].endpoint.client.hvals(
-            companion_key(unique, "msgs")
-        )
+        for payload in (
+            await brokers[0].endpoint.client.lrange(
+                companion_key(unique, "queue"), 0, -1
+            )
+        )[::2]  # payload, sequence, ...
     )
     for broker in brokers:
         await broker.shutdown()

@@ -1,62 +1,40 @@
 #!lua
---[[ kick: store messages and queue them now, or delay them.
+--[[ kick: queue messages without a priority or a delay on the list.
   KEYS[1] seq       STRING  message counter
-  KEYS[2] msgs      HASH    message id -> payload
-  KEYS[3] ready     ZSET    message id -> -priority (equal scores pop in id order)
-  KEYS[4] delayed   ZSET    message id -> due time (ms)
-  KEYS[5] marker    ZSET    wake-up marker "0" -> when to look at the queue (ms; 0 = now)
-  KEYS[6] epochs    ZSET    second (unix time) -> first sequence kicked in it; at most
+  KEYS[2] queue     LIST    two elements per waiting message without a priority: its
+                            sequence, then its payload; pushed at the head (LPUSH),
+                            popped from the tail
+  KEYS[3] marker    ZSET    wake-up marker "0" -> when to look at the queue (ms; 0 = now)
+  KEYS[4] epochs    ZSET    second (unix time) -> first sequence kicked in it; at most
                             10,000 (the newest): how old a waiting message is
-  ARGV[1..] triples, one per message: payload, priority (a whole number; higher
-    pops first), delay in ms (a whole number; "0" queues the message now)
-  Returns: the new message ids in ARGV order, each "<16-digit sequence>:<priority>"
-  Errors: TRL_BADARG when ARGV is not triples, or a priority or a delay is not a
-    whole number; then nothing is stored
-  Work: O(K log N), K = #ARGV / 3, which the caller keeps small
+  ARGV[1..] the payloads, oldest first
+  Returns: the sequence of the first message; message i (from 0) has the id
+    "<16-digit sequence + i>:0"
+  Errors: TRL_BADARG when there is no payload
+  Work: O(K), K = #ARGV, which the caller keeps small
 ]]
 local rcall = redis.call
 
-local count = #ARGV / 3
-if count < 1 or count ~= math.floor(count) then
-  return redis.error_reply("TRL_BADARG expected payload, priority, delay triples, got "
-    .. #ARGV .. " arguments")
+local count = #ARGV
+if count == 0 then
+  return redis.error_reply("TRL_BADARG expected at least one payload")
 end
-for i = 1, #ARGV, 3 do
-  local priority, delay = ARGV[i + 1], ARGV[i + 2]
-  if not string.match(priority, "^%-?%d+$") or not string.match(delay, "^%d+$") then
-    return redis.error_reply("TRL_BADARG priority and delay must be whole numbers, got "
-      .. tostring(priority) .. " and " .. tostring(delay))
-  end
-end
-
-local last = rcall("INCRBY", KEYS[1], count)
-local time = rcall("TIME")
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local first = rcall("INCRBY", KEYS[1], count) - count + 1
+local second = rcall("TIME")[1]
 -- The first sequence of each second that kicked anything, for the age of the oldest.
-if rcall("ZADD", KEYS[6], "NX", last - count + 1, time[1]) == 1 then
-  rcall("ZREMRANGEBYRANK", KEYS[6], 0, -10001)
+if not rcall("ZSCORE", KEYS[4], second) then
+  rcall("ZADD", KEYS[4], first, second)
+  rcall("ZREMRANGEBYRANK", KEYS[4], 0, -10001)
 end
-local wake = nil -- when the marker should say to look: 0 for now
-local ids = {}
-for i = 1, #ARGV, 3 do
-  local priority, delay = ARGV[i + 1], tonumber(ARGV[i + 2])
-  local id = string.format("%016.0f", last - count + #ids + 1) .. ":" .. priority
-  rcall("HSET", KEYS[2], id, ARGV[i])
-  if delay > 0 then
-    rcall("ZADD", KEYS[4], now + delay, id)
-    if wake == nil or now + delay < wake then
-      wake = now + delay
-    end
-  else
-    rcall("ZADD", KEYS[3], -tonumber(priority), id)
-    wake = 0
-  end
-  ids[#ids + 1] = id
-end
-
-if wake == 0 then
-  rcall("ZADD", KEYS[5], 0, "0")
+if count == 1 then
+  rcall("LPUSH", KEYS[2], first, ARGV[1])
 else
-  rcall("ZADD", KEYS[5], "LT", wake, "0")
+  local elements = {}
+  for i = 1, count do
+    elements[2 * i - 1] = first + i - 1
+    elements[2 * i] = ARGV[i]
+  end
+  rcall("LPUSH", KEYS[2], unpack(elements))
 end
-return ids
+rcall("ZADD", KEYS[3], 0, "0")
+return first
