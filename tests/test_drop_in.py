@@ -120,7 +120,10 @@ async def stored_payloads(app: ModuleType) -> list[bytes]:
     """The payloads the test app's queue holds, as Redis stores them."""
     client = app.results.endpoint.client
     if app.FAMILY == "list":  # sequence, payload, ... newest first
-        return (await client.lrange(list_queue_keys(app.QUEUE).queue, 0, -1))[::2]
+        waiting: list[bytes] = await client.lrange(
+            list_queue_keys(app.QUEUE).queue, 0, -1
+        )
+        return waiting[::2]
     return [fields[b"data"] for _, fields in await client.xrange(app.QUEUE)]
 
 
