@@ -29,9 +29,10 @@ class Queue:
             [message_id] = await self.kick_many((payload, priority, delay_ms))
         return message_id
 
-    async def kick_plain(self, *payloads: str) -> list[str]:
-        """kick.lua: messages onto the list."""
-        first = await scripts.run(self.client, S["kick"], self.k, list(payloads))
+    async def kick_plain(self, *payloads: str, note: str = "1") -> list[str]:
+        """kick.lua: messages onto the list, noting the time in epochs or not."""
+        args = [note, *payloads]
+        first = await scripts.run(self.client, S["kick"], self.k, args)
         return [f"{first + n:016d}:0" for n in range(len(payloads))]
 
     async def kick_many(self, *messages: tuple[Any, Any, Any]) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -81,10 +82,28 @@ async def test_one_kick_call_puts_many_messages_on_the_list_in_order(
     assert await queue.kick("d") == "0000000000000004:0"
 
 
-async def test_kick_refuses_a_call_without_payloads(queue: Queue) -> None:
+async def test_kick_refuses_a_call_without_payloads_or_a_note_flag(
+    queue: Queue,
+) -> None:
     with pytest.raises(ScriptReplyError, match="TRL_BADARG"):
         await queue.kick_plain()
-    assert await queue.client.exists(queue.k.seq) == 0
+    with pytest.raises(ScriptReplyError, match="TRL_BADARG"):
+        await queue.kick_plain("a", note="yes")
+    assert await queue.client.exists(queue.k.seq, queue.k.queue) == 0
+
+
+async def test_a_kick_notes_its_time_only_when_asked_and_once_per_second(
+    queue: Queue,
+) -> None:
+    await queue.kick_plain("a", note="0")
+    assert await queue.client.exists(queue.k.epochs) == 0
+    await queue.kick_plain("b", "c", note="1")
+    await queue.kick_plain("d", note="1")
+    noted: Any = await queue.client.zrange(queue.k.epochs, 0, -1, withscores=True)
+    server_now, _ = await queue.client.time()
+    # The first sequence noted in each second: "d" adds one only in a new second.
+    assert [first for _, first in noted] in ([2], [2, 4])
+    assert server_now - 2 <= int(noted[0][0]) <= server_now
 
 
 async def test_one_sorted_kick_call_stores_many_messages_in_order(

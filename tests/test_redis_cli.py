@@ -191,7 +191,7 @@ CASES: dict[str, CliCase] = {
     ),
     "queue/kick": CliCase(
         keys=["Q:seq", "Q:queue", "Q:marker", "Q:epochs"],
-        args=["payload"],
+        args=["1", "payload"],
         prints="1",
         after=[
             (["LRANGE", "Q:queue", "0", "-1"], "payload\n1"),
