@@ -13,8 +13,8 @@
   Returns: {now (ms), ready (on the list and in ready), delayed, in flight, dead,
     earliest lease deadline (ms, -1: none), next delayed due time (ms, -1: none), 1 if
     the queue was ever used else 0, kicked, acked, redelivered, dead lettered, ms the
-    oldest ready message has waited since its kick (-1: none ready; to the second,
-    the kick time is kept per second)}
+    oldest ready message has waited since its kick (-1: none ready; up to 2 s over:
+    each producer notes the time of its first kick of each second)}
   Work: O(B log M), B <= 32 priorities looked at for the oldest ready message (and
     the list's tail)
 ]]
