@@ -44,8 +44,8 @@ class ListQueueStats:
     next_delayed_due: float | None
     #: False when nothing was ever sent to the queue (a typo in its name?).
     exists: bool = True
-    #: Seconds the oldest ready message has waited since it was kicked (to the
-    #: second). None: nothing ready.
+    #: Seconds the oldest ready message has waited since it was kicked (up to 2 s
+    #: over: producers note the kick time once per second). None: nothing ready.
     oldest_ready_age: float | None = None
     totals: Totals = field(default_factory=Totals)
     kind: str = "list"

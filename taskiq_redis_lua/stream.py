@@ -240,6 +240,14 @@ class _Fetcher:
             if entries:
                 return entries
 
+    async def _claim_marked(self, stream: str) -> tuple[float | None, list[Delivery]]:
+        """Claim on ``stream`` (taking over when hungry), marked as out meanwhile."""
+        self.claiming = True
+        try:
+            return await self._claim(stream, take_over=self.hungry)
+        finally:
+            self.claiming = False
+
     async def _claim(
         self, stream: str, *, take_over: bool
     ) -> tuple[float | None, list[Delivery]]:
@@ -289,14 +297,11 @@ class _Fetcher:
                 if self.closing:
                     return
                 try:
-                    self.claiming = True
-                    next_due, taken = await self._claim(stream, take_over=self.hungry)
+                    next_due, taken = await self._claim_marked(stream)
                 except RETRYABLE as error:
-                    self.claiming = False
                     await backoff.failed(error)
                     continue
                 except ResponseError as error:
-                    self.claiming = False
                     raise_if_cancelled()
                     if not _is_nogroup(error):
                         logger.exception("Claiming on %s failed", stream)
@@ -304,7 +309,6 @@ class _Fetcher:
                     with contextlib.suppress(*_GROUP_ERRORS):
                         await broker._create_group(stream)
                     continue
-                self.claiming = False
                 backoff.succeeded()
                 if taken:
                     self.claimed.extend(taken)

@@ -81,11 +81,8 @@ end
 local handed = {}
 local buried = {}
 -- Lease one message, or bury it when its payload is gone or it was handed out too
--- often. A payload from the list is kept in msgs from now on (for redelivery).
-local function hand_out(id, payload, from_list)
-  if from_list and payload then
-    rcall("HSET", KEYS[5], id, payload)
-  end
+-- often.
+local function hand_out(id, payload)
   local delivery = rcall("HINCRBY", KEYS[6], id, 1)
   local reason = nil
   if not payload then
@@ -109,13 +106,14 @@ end
 local function from_ready(count)
   local popped = count > 0 and rcall("ZPOPMIN", KEYS[2], count) or {}
   for i = 1, #popped, 2 do
-    hand_out(popped[i], rcall("HGET", KEYS[5], popped[i]), false)
+    hand_out(popped[i], rcall("HGET", KEYS[5], popped[i]))
   end
 end
 
 -- From the list's tail: sequence, payload, sequence, payload, ... A stray element
 -- where a sequence belongs (pushed by hand) is buried as it is and the next one is
--- read as a sequence, so the list realigns.
+-- read as a sequence, so the list realigns. A payload taken off the list is kept in
+-- msgs from now on (for redelivery and dead letters).
 local function from_list(count)
   local elements = count > 0 and rcall("RPOP", KEYS[1], 2 * count) or {}
   local i = 1
@@ -126,18 +124,26 @@ local function from_list(count)
       if payload == nil then -- the list held an odd number: take the one left
         payload = rcall("RPOP", KEYS[1])
       end
-      hand_out(string.format("%016.0f:0", tonumber(sequence)), payload, true)
+      local id = string.format("%016.0f:0", tonumber(sequence))
+      if payload then
+        rcall("HSET", KEYS[5], id, payload)
+      end
+      hand_out(id, payload)
       i = i + 2
     else
-      hand_out(sequence, nil, false)
+      hand_out(sequence, nil)
       i = i + 1
     end
   end
 end
 
+local function still_wanted()
+  return wanted - #handed / 3 - #buried / 2
+end
+
 from_ready(math.min(rcall("ZCOUNT", KEYS[2], "-inf", 0), wanted))
-from_list(wanted - #handed / 3 - #buried / 2)
-from_ready(wanted - #handed / 3 - #buried / 2)
+from_list(still_wanted())
+from_ready(still_wanted())
 
 -- Keep at most max_dead dead letters: drop the oldest, at most promote_limit a call.
 if #buried > 0 then
