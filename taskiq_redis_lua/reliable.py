@@ -299,7 +299,9 @@ class ReliableBroker(DeadLetterAPI, DecodesOnce):
                     pending.extend(await fetcher.next_batch())
                     continue
                 delivery = pending.popleft()
-                if not await self._admissible(delivery):
+                refusal = self._refusal_of(delivery)
+                if refusal is not None:
+                    await self._bury(delivery, refusal)
                     continue
                 self._holdings.hand_over(delivery.ref)
                 yield self._message_type(  # validating is cheaper than model_construct
@@ -343,20 +345,15 @@ class ReliableBroker(DeadLetterAPI, DecodesOnce):
             "Message %s of %s is now a dead letter: %s", message_id, queue, reason
         )
 
-    async def _admissible(self, delivery: Delivery) -> bool:
-        """Bury what this worker cannot run instead of letting taskiq drop it.
+    def _refusal_of(self, delivery: Delivery) -> str | None:
+        """Return why ``delivery`` is buried instead of handed to taskiq, or None.
 
         A message without a payload (gone, or a stream entry no broker wrote) is
         buried everywhere; the rest only inside a worker process.
         """
         if delivery.payload is None:
-            reason: str | None = "payload missing"
-        else:
-            reason = self._refusal(delivery.payload)
-        if reason is None:
-            return True
-        await self._bury(delivery, reason)
-        return False
+            return "payload missing"
+        return self._refusal(delivery.payload)
 
     # -- settling --------------------------------------------------------------------
 

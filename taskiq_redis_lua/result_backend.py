@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
 
+from pydantic_core import to_json
 from redis.exceptions import ConnectionError  # noqa: A004 - redis-py's, not the builtin
 from taskiq import AsyncResultBackend
 from taskiq.abc.serializer import TaskiqSerializer
@@ -131,7 +133,15 @@ class _ResultBackend(AsyncResultBackend[_ReturnType]):
         self, what: str, task_id: str, model: TaskiqResult[Any] | TaskProgress[Any]
     ) -> bytes:
         try:
-            return self.serializer.dumpb(model.model_dump(mode="json"))
+            data = model.model_dump(mode="json")
+            if type(self.serializer) is JSONSerializer:
+                # What taskiq's JSONSerializer would write, written by pydantic-core
+                # in a sixth of the time: the same document, without the optional
+                # spaces, non-ASCII text as UTF-8 (its ``default`` never runs on
+                # what ``model_dump(mode="json")`` returns).
+                with contextlib.suppress(ValueError):  # lone surrogates: json escapes
+                    return to_json(data, inf_nan_mode="constants")
+            return self.serializer.dumpb(data)
         except Exception as error:
             raise ResultSerializationError(
                 what=what,

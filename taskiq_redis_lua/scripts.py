@@ -14,8 +14,9 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
+from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from redis.exceptions import NoScriptError, ResponseError
 
@@ -116,11 +117,13 @@ def parse_script(name: str, path: Path) -> Script:
         raise fail(
             f"the code returns {undeclared_errors} but no 'Errors:' line names it"
         )
+    sha = hashlib.sha1(body).hexdigest()  # noqa: S324 - Redis names scripts by SHA1
+    wire.remember("EVALSHA", sha, len(keys))  # in every call of it
     return Script(
         name=name,
         path=path,
         body=body,
-        sha=hashlib.sha1(body).hexdigest(),  # noqa: S324 - Redis names scripts by SHA1
+        sha=sha,
         summary=title.group(2).strip(),
         keys=tuple(keys),
         args=args,
@@ -227,12 +230,29 @@ async def _load(client: Client, item: Script, keys: Sequence[str] = ()) -> None:
         )
 
 
+@cache
+def _attributes(names: tuple[str, ...]) -> Callable[[object], tuple[str | None, ...]]:
+    """Return a function that reads ``names`` off an object, in order."""
+    read: Callable[[object], Any] = attrgetter(*names)
+    if len(names) == 1:
+        return lambda keys: (read(keys),)
+    return cast("Callable[[object], tuple[str | None, ...]]", read)
+
+
 def ordered_keys(item: Script, keys: KeySet) -> list[str]:
     """Return the call's keys in the order the header names them (KEYS[1], ...).
 
     ``keys`` maps the header's names to key names: a mapping, or an object with an
     attribute per name (the key sets of ``keys.py``). A name it lacks is refused.
     """
+    if item.keys and not isinstance(keys, dict):
+        try:  # the common case first: a key set of keys.py
+            found = list(_attributes(item.keys)(keys))
+        except AttributeError:
+            pass
+        else:
+            if None not in found:
+                return found  # type: ignore[return-value]
     if isinstance(keys, Mapping):
         found = [keys.get(name) for name in item.keys]
     elif isinstance(keys, str | bytes | Sequence):

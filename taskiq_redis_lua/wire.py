@@ -49,12 +49,40 @@ def _bulk(arg: Arg) -> bytes:
     return b"$%d\r\n%b\r\n" % (len(data), data)
 
 
+#: Arguments that recur in every call of a kind (command names, script digests,
+#: key counts), packed once. Only what :func:`remember` was given: never a key or
+#: a payload, so the table stays as small as the set of scripts.
+_PACKED: dict[str | int, bytes] = {}
+
+
+def remember(*args: str | int) -> None:
+    """Pack ``args`` once, for every later command that passes them."""
+    for arg in args:
+        _PACKED[arg] = _bulk(arg)
+
+
 def pack(commands: Sequence[Command]) -> bytes:
     """Return ``commands`` in RESP, one after the other."""
-    return b"".join(
-        b"*%d\r\n%b" % (len(command), b"".join(map(_bulk, command)))
-        for command in commands
-    )
+    parts: list[bytes] = []
+    add = parts.append
+    packed = _PACKED.get
+    for command in commands:
+        add(b"*%d\r\n" % len(command))
+        for arg in command:
+            if type(arg) is bytes:
+                data = arg
+            elif type(arg) is str:
+                done = packed(arg)
+                if done is not None:
+                    add(done)
+                    continue
+                data = arg.encode()
+            else:  # a number (a known int is packed already), or refused by _bulk
+                done = packed(arg) if type(arg) is int else None
+                add(_bulk(arg) if done is None else done)
+                continue
+            add(b"$%d\r\n%b\r\n" % (len(data), data))
+    return b"".join(parts)
 
 
 async def exchange(
@@ -72,12 +100,6 @@ async def exchange(
     pool = client.connection_pool
     connection = await pool.get_connection()  # type: ignore[no-untyped-call,unused-ignore]
 
-    async def read_one() -> Any:
-        try:
-            return await connection.read_response()
-        except ResponseError as error:
-            return error
-
     async def once() -> list[Any]:
         # One timer for the write and every reply: with no socket timeout of its
         # own for the exchange, the connection neither runs the write in a task of
@@ -89,7 +111,13 @@ async def exchange(
                 connection.socket_timeout = None
                 try:
                     await connection.send_packed_command(packed)
-                    return [await read_one() for _ in commands]
+                    replies: list[Any] = []
+                    for _ in commands:
+                        try:
+                            replies.append(await connection.read_response())
+                        except ResponseError as error:
+                            replies.append(error)
+                    return replies
                 finally:
                     if connection.socket_timeout is None:  # unless redis-py set one
                         connection.socket_timeout = socket_timeout

@@ -11,7 +11,7 @@ import pytest
 from redis.asyncio import RedisCluster
 from taskiq import InMemoryBroker, TaskiqResult
 from taskiq.depends.progress_tracker import TaskProgress, TaskState
-from taskiq.serializers import PickleSerializer
+from taskiq.serializers import JSONSerializer, PickleSerializer
 
 from taskiq_redis_lua import (
     DuplicateExpireTimeSelectedError,
@@ -196,6 +196,30 @@ async def test_results_are_stored_as_json_by_default(
     raw = await endpoint.client.get(result_keys(None, unique).result)
     assert isinstance(raw, bytes)
     assert json.loads(raw)["return_value"] == [1, "two"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"text": "naïve ✓ \U0001f600", "big": 2**70, "tiny": 1e-7, "neg": -0.0},
+        [float("inf"), float("-inf")],
+        "\ud800 a lone surrogate",
+    ],
+    ids=["unicode-and-numbers", "infinities", "lone-surrogate"],
+)
+async def test_results_read_as_taskiqs_json_serializer_would_write_them(
+    make_backend: MakeBackend, endpoint: topo.Endpoint, unique: str, value: Any
+) -> None:
+    backend = make_backend()
+    result = TaskiqResult(
+        is_err=False, return_value=value, execution_time=float("inf"), labels={}
+    )
+    await backend.set_result(unique, result)
+    raw = await endpoint.client.get(result_keys(None, unique).result)
+    assert isinstance(raw, bytes)
+    written = JSONSerializer().dumpb(result.model_dump(mode="json"))
+    assert json.loads(raw) == json.loads(written)
+    assert (await backend.get_result(unique)).execution_time == float("inf")
 
 
 async def test_a_pickle_serializer_works_when_passed(

@@ -74,6 +74,14 @@ async def test_replies_come_back_in_order_with_error_replies_in_place(
     assert isinstance(replies[51], NoScriptError)
 
 
+async def test_remembered_arguments_reach_redis_as_any_other(plain: Redis) -> None:
+    sha = await plain.script_load(ECHO_ARGS)
+    args: tuple[wire.Arg, ...] = ("kept", 7, "naïve", 7.0, 8)
+    wire.remember("kept", 7, "naïve")
+    (ours,) = await call(plain, sha, *args)
+    assert ours == [b"kept", b"7", "naïve".encode(), b"7.0", b"8"]
+
+
 @pytest.mark.parametrize("bad", [True, None, ["list"]])
 async def test_an_argument_of_another_type_is_refused_before_sending(
     plain: Redis, bad: object
